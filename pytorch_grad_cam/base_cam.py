@@ -1,0 +1,403 @@
+"""BaseCAM: the machinery every CAM method shares.
+
+One call, ``cam(input_tensor, targets=None, aug_smooth=False, eigen_smooth=False)``:
+
+1. validate the input and the targets (before any work);
+2. forward through the model with hooks on ``target_layers`` (removed in ``finally``);
+3. ``targets=None`` → one :class:`ClassifierOutputTarget` on the top class of each image; each target
+   receives its own image's output;
+4. the sum of the target scores, one ``torch.autograd.grad`` to the target layers (gradient methods only);
+5. per layer: ``weights = get_cam_weights(...)`` and ``cam = ReLU(Σ_c w_c A_c)`` (or the method's own
+   ``get_cam_image``), in float32 on the model's device;
+6. per layer: per-image min-max scaling and resize to the input size; layers: ReLU, mean, scaling again;
+7. a ``np.float32`` array ``(B, H, W)`` / ``(B, D, H, W)``; :meth:`BaseCAM.compute` returns the same as a
+   tensor on the model's device.
+
+Subclasses override :meth:`BaseCAM.get_cam_weights` (or :meth:`BaseCAM.get_cam_image`) and class flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import ttach as tta
+from torch import nn
+
+from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+from pytorch_grad_cam.utils.image import scale_cam_tensor
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+
+Target = Callable[[Any], torch.Tensor]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def output_for_image(output: Any, index: int) -> Any:
+    """The part of a batched model output that belongs to image ``index``.
+
+    Tensors are indexed ``[index]``; mappings (dicts, Hugging Face ``ModelOutput``) and tuples keep their
+    structure with every tensor indexed; a list or tuple of per-image mappings (torchvision detection
+    models) gives its ``index``-th element.
+    """
+    if isinstance(output, torch.Tensor):
+        return output[index]
+    if isinstance(output, Mapping):
+        items = {key: output_for_image(value, index) for key, value in output.items()}
+        try:
+            return type(output)(**items)
+        except TypeError:
+            return items
+    if isinstance(output, (list, tuple)):
+        if output and all(isinstance(item, Mapping) for item in output):
+            return output[index]
+        items = [output_for_image(item, index) for item in output]
+        if hasattr(output, "_fields"):  # namedtuple
+            return type(output)(*items)
+        return type(output)(items)
+    return output
+
+
+def _tensors_in(output: Any) -> Iterator[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, Mapping):
+        for value in output.values():
+            yield from _tensors_in(value)
+    elif isinstance(output, (list, tuple)):
+        for item in output:
+            yield from _tensors_in(item)
+
+
+def _detached(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, Mapping):
+        items = {key: _detached(value) for key, value in output.items()}
+        try:
+            return type(output)(**items)
+        except TypeError:
+            return items
+    if isinstance(output, (list, tuple)):
+        items = [_detached(item) for item in output]
+        return type(output)(*items) if hasattr(output, "_fields") else type(output)(items)
+    return output
+
+
+class BaseCAM:
+    """Base class of every CAM method: hooks, targets, backward, per-layer maps, scaling and smoothing.
+
+    Args:
+        model: the network to explain; its ``training`` flags are set to eval during a call and restored.
+        target_layers: list of modules whose outputs are explained (the maps of several layers are averaged).
+        reshape_transform: callable applied to each layer's output and gradient to give ``(B, C, h, w)``
+            (or ``(B, C, d, h, w)``) maps, e.g. for vision transformers.
+        compute_input_gradient: make the input require grad (methods that need the input gradient).
+        uses_gradients: whether the method needs gradients; ``None`` takes the class's default.
+        tta_transforms: the ttach transforms of ``aug_smooth`` (default: horizontal flip × multiply by
+            0.9, 1, 1.1).
+        detach: ``False`` keeps activations, gradients and the result differentiable.
+    """
+
+    #: Whether the method needs the gradients of the target score with respect to the target layers.
+    uses_gradients: bool = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        compute_input_gradient: bool = False,
+        uses_gradients: bool | None = None,
+        tta_transforms: tta.Compose | None = None,
+        detach: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
+        if isinstance(target_layers, nn.Module) and not isinstance(target_layers, nn.ModuleList):
+            raise TypeError(
+                "target_layers must be a list of modules, e.g. [model.layer4[-1]]; got a single "
+                f"{type(target_layers).__name__}"
+            )
+        if not isinstance(target_layers, (list, tuple, nn.ModuleList)):
+            raise TypeError(f"target_layers must be a list of modules; got {_describe(target_layers)}")
+        if len(target_layers) == 0:
+            raise ValueError("target_layers must name at least one layer; got an empty list")
+        submodules = {id(module) for module in model.modules()}
+        for index, layer in enumerate(target_layers):
+            if not isinstance(layer, nn.Module):
+                raise TypeError(f"target_layers[{index}] must be a torch.nn.Module; got {_describe(layer)}")
+            if id(layer) not in submodules:
+                raise ValueError(
+                    f"target_layers[{index}] ({type(layer).__name__}) is not a submodule of the model; pick "
+                    "a layer of this model, e.g. model.layer4[-1]"
+                )
+        if reshape_transform is not None and not callable(reshape_transform):
+            raise TypeError(f"reshape_transform must be callable or None; got {_describe(reshape_transform)}")
+        self.model = model
+        self.target_layers = list(target_layers)
+        self.reshape_transform = reshape_transform
+        self.compute_input_gradient = compute_input_gradient
+        if uses_gradients is not None:
+            self.uses_gradients = uses_gradients
+        self.tta_transforms = tta_transforms if tta_transforms is not None else tta.Compose(
+            [tta.HorizontalFlip(), tta.Multiply(factors=[0.9, 1, 1.1])]
+        )
+        self.detach = detach
+        self.device = model_device(model)
+        self.outputs: Any = None
+        self.activations_and_grads = ActivationsAndGradients(model, self.target_layers, reshape_transform, detach)
+
+    # ------------------------------------------------------------------------- what methods override
+    def get_cam_weights(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Per-channel weights ``(B, C)`` of one layer; the method's idea. Overridden by subclasses."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_cam_weights or get_cam_image")
+
+    def get_cam_image(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+        eigen_smooth: bool = False,
+    ) -> torch.Tensor:
+        """One layer's map before the ReLU: ``Σ_c w_c A_c`` (or the first principal component of ``w_c A_c``
+        with ``eigen_smooth``). Activations and gradients are float32 tensors ``(B, C, *spatial)``."""
+        weights = torch.as_tensor(
+            self.get_cam_weights(input_tensor, target_layer, targets, activations, grads),
+            dtype=activations.dtype,
+            device=activations.device,
+        )
+        weighted = weights[(...,) + (None,) * (activations.ndim - 2)] * activations
+        if eigen_smooth:
+            return project_on_first_component(weighted)
+        return weighted.sum(dim=1)
+
+    # ------------------------------------------------------------------------------ public entry points
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Target] | None = None,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ) -> np.ndarray:
+        """The CAMs of a batch as ``np.float32`` ``(B, H, W)`` (or ``(B, D, H, W)``), each in [0, 1].
+
+        Args:
+            input_tensor: ``(B, C, H, W)`` or ``(B, C, D, H, W)`` tensor (moved to the model's device; never
+                modified).
+            targets: one callable per image mapping that image's model output to the score to explain;
+                ``None`` explains the top-scoring class of each image.
+            aug_smooth: average over test-time augmentations (flip × brightness), de-augmented.
+            eigen_smooth: use the first principal component of the weighted activations.
+        """
+        cam = self.compute(input_tensor, targets, aug_smooth, eigen_smooth)
+        return cam.detach().cpu().numpy()
+
+    def compute(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Target] | None = None,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ) -> torch.Tensor:
+        """Same as calling the object, but returns a float32 tensor on the model's device.
+
+        With ``detach=False`` the result is differentiable (2-D maps), e.g. to use it in a loss.
+        """
+        input_tensor = self._prepare_input(input_tensor)
+        checked_targets = self._check_targets(targets, input_tensor.shape[0])
+        with self._eval_mode():
+            if aug_smooth:
+                return self._augmentation_smoothing(input_tensor, checked_targets, eigen_smooth)
+            return self._forward(input_tensor, checked_targets, eigen_smooth)
+
+    def forward(
+        self, input_tensor: torch.Tensor, targets: Sequence[Target] | None, eigen_smooth: bool = False
+    ) -> np.ndarray:
+        """The CAMs without augmentation smoothing (reference name; same as ``cam(x, targets)``)."""
+        return self(input_tensor, targets, aug_smooth=False, eigen_smooth=eigen_smooth)
+
+    def forward_augmentation_smoothing(
+        self, input_tensor: torch.Tensor, targets: Sequence[Target] | None, eigen_smooth: bool = False
+    ) -> np.ndarray:
+        """The CAMs averaged over ``tta_transforms`` (reference name; same as ``aug_smooth=True``)."""
+        return self(input_tensor, targets, aug_smooth=True, eigen_smooth=eigen_smooth)
+
+    def release(self) -> None:
+        """Remove every hook (idempotent). Hooks only exist during a call, so this is rarely needed."""
+        self.activations_and_grads.release()
+
+    def __enter__(self) -> BaseCAM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    # ---------------------------------------------------------------------------------- validation
+    def _prepare_input(self, input_tensor: Any) -> torch.Tensor:
+        if not isinstance(input_tensor, torch.Tensor):
+            raise TypeError(f"input_tensor must be a torch.Tensor; got {_describe(input_tensor)}")
+        if input_tensor.ndim not in (4, 5):
+            raise ValueError(
+                "input_tensor must have shape (B, C, H, W) or (B, C, D, H, W); "
+                f"got {tuple(input_tensor.shape)}"
+            )
+        if input_tensor.shape[0] == 0:
+            raise ValueError(f"input_tensor must hold at least one image; got shape {tuple(input_tensor.shape)}")
+        if input_tensor.is_floating_point() and not torch.isfinite(input_tensor).all():
+            raise ValueError("input_tensor contains NaN or inf values")
+        dtype = _model_float_dtype(self.model)
+        if input_tensor.is_floating_point() and dtype is not None:
+            return input_tensor.to(device=self.device, dtype=dtype)
+        return input_tensor.to(self.device)
+
+    @staticmethod
+    def _check_targets(targets: Any, batch_size: int) -> list[Target] | None:
+        if targets is None:
+            return None
+        if not isinstance(targets, (list, tuple)):
+            raise TypeError(
+                "targets must be a list of callables (one per image), e.g. [ClassifierOutputTarget(281)], "
+                f"or None; got {_describe(targets)}"
+            )
+        for index, target in enumerate(targets):
+            if not callable(target):
+                raise TypeError(f"targets[{index}] must be callable, e.g. ClassifierOutputTarget(281); got {_describe(target)}")
+        if len(targets) != batch_size:
+            raise ValueError(
+                f"targets must have one entry per image: input_tensor holds {batch_size} image(s), "
+                f"got {len(targets)} target(s)"
+            )
+        return list(targets)
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Put the model in eval mode for the call and restore every module's ``training`` flag after."""
+        flags = [(module, module.training) for module in self.model.modules()]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for module, training in flags:
+                module.training = training
+
+    # ----------------------------------------------------------------------------------- the flow
+    def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, ...]:
+        """The spatial size of the input in reversed axis order: ``(W, H)`` or ``(W, H, D)``."""
+        return tuple(reversed(input_tensor.shape[2:]))
+
+    def _default_targets(self, outputs: Any, batch_size: int) -> list[Target]:
+        scores = outputs["logits"] if isinstance(outputs, Mapping) and "logits" in outputs else outputs
+        if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != batch_size:
+            raise ValueError(
+                "targets=None explains the top class of a (B, num_classes) classification output, but the "
+                f"model returned {_describe(outputs)}; pass targets explicitly, e.g. "
+                "[SemanticSegmentationTarget(category, mask)]"
+            )
+        return [ClassifierOutputTarget(int(category)) for category in scores.argmax(dim=-1).tolist()]
+
+    def _target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
+        """Σ_i target_i(output of image i), summed to a scalar."""
+        total: torch.Tensor | None = None
+        for index, target in enumerate(targets):
+            score = target(output_for_image(outputs, index))
+            if not isinstance(score, torch.Tensor):
+                raise TypeError(f"targets[{index}] must return a torch.Tensor; got {_describe(score)}")
+            score = score.sum()
+            total = score if total is None else total + score
+        assert total is not None  # targets is never empty: it has one entry per image
+        return total
+
+    def _run_model(self, input_tensor: torch.Tensor, targets: list[Target] | None) -> list[Target]:
+        """Forward with hooks, the targets, and (for gradient methods) the gradients; returns the targets."""
+        needs_graph = self.uses_gradients or self.compute_input_gradient or not self.detach
+        if self.compute_input_gradient:
+            input_tensor = input_tensor.detach().requires_grad_(True)
+        self.activations_and_grads.needs_gradients = self.uses_gradients
+        with torch.set_grad_enabled(needs_graph):
+            outputs = self.activations_and_grads(input_tensor)
+        self.outputs = _detached(outputs)
+        if any(not torch.isfinite(t).all() for t in _tensors_in(outputs) if t.is_floating_point()):
+            raise ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
+        if targets is None:
+            targets = self._default_targets(outputs, input_tensor.shape[0])
+        if self.uses_gradients:
+            with torch.enable_grad():
+                self.activations_and_grads.compute_gradients(self._target_score(targets, outputs))
+            if self.device.type == "hpu":
+                import habana_frameworks.torch.core as htcore  # type: ignore[import-not-found]
+
+                htcore.mark_step()
+        return targets
+
+    def _forward(self, input_tensor: torch.Tensor, targets: list[Target] | None, eigen_smooth: bool) -> torch.Tensor:
+        targets = self._run_model(input_tensor, targets)
+        return self.aggregate_multi_layers(self.compute_cam_per_layer(input_tensor, targets, eigen_smooth))
+
+    def compute_cam_per_layer(
+        self, input_tensor: torch.Tensor, targets: list[Target], eigen_smooth: bool
+    ) -> list[torch.Tensor]:
+        """One scaled, resized map ``(B, 1, *input spatial)`` per target layer, from the last forward."""
+        record = self.activations_and_grads
+        target_size = self.get_target_width_height(input_tensor)
+        cams = []
+        for index, layer in enumerate(self.target_layers):
+            activations = record.activations[index]
+            if activations.ndim != input_tensor.ndim:
+                raise ValueError(
+                    f"target_layers[{index}] gives activations of shape {tuple(activations.shape)}, but a "
+                    f"{input_tensor.ndim - 2}-D map (B, C, {', '.join('HW' if input_tensor.ndim == 4 else 'DHW')}) "
+                    "is needed; pass a reshape_transform (e.g. for a vision transformer) or pick another layer"
+                )
+            grads = record.gradients[index].float() if index < len(record.gradients) else None
+            cam = self.get_cam_image(input_tensor, layer, targets, activations.float(), grads, eigen_smooth)
+            cam = torch.as_tensor(cam, device=activations.device).float().clamp_min(0)
+            cams.append(scale_cam_tensor(cam, target_size)[:, None])
+        return cams
+
+    def aggregate_multi_layers(self, cam_per_target_layer: list[torch.Tensor]) -> torch.Tensor:
+        """ReLU, mean over layers, and min-max scaling again."""
+        stacked = torch.cat(cam_per_target_layer, dim=1).clamp_min(0)
+        return scale_cam_tensor(stacked.mean(dim=1))
+
+    def _augmentation_smoothing(
+        self, input_tensor: torch.Tensor, targets: list[Target] | None, eigen_smooth: bool
+    ) -> torch.Tensor:
+        """Mean of the de-augmented CAMs over ``tta_transforms`` (not re-scaled, as in the reference)."""
+        cams = []
+        for transform in self.tta_transforms:
+            cam = self._forward(transform.augment_image(input_tensor), targets, eigen_smooth)
+            cams.append(transform.deaugment_mask(cam[:, None])[:, 0])
+        return torch.stack(cams).mean(dim=0)

@@ -1,0 +1,51 @@
+"""Eigen-CAM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+
+
+class EigenCAM(BaseCAM):
+    """Eigen-CAM — Muhammad & Yeasin 2020, https://arxiv.org/abs/2008.00299
+
+    The first principal component of the activations, class-agnostic and gradient-free:
+    ``map = ReLU(X v1)`` with ``X`` the centred (positions × channels) activations and ``v1`` its top right
+    singular vector. The SVD's sign is arbitrary; ``sign_correction=True`` makes the larger-magnitude lobe
+    positive (Seg-Eigen-CAM, Eq. 13) so the map follows the object. The default (``False``) matches the
+    reference release.
+    """
+
+    uses_gradients = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Any = None,
+        sign_correction: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        self.sign_correction = sign_correction
+
+    def get_cam_image(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+        eigen_smooth: bool = False,
+    ) -> torch.Tensor:
+        return project_on_first_component(self.eigen_input(activations, grads), self.sign_correction)
+
+    def eigen_input(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        """What the SVD decomposes: the activations themselves."""
+        return activations

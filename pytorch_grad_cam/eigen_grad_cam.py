@@ -1,0 +1,18 @@
+"""Eigen-Grad-CAM."""
+
+from __future__ import annotations
+
+import torch
+
+from pytorch_grad_cam.eigen_cam import EigenCAM
+
+
+class EigenGradCAM(EigenCAM):
+    """Eigen-Grad-CAM — Eigen-CAM (https://arxiv.org/abs/2008.00299) on the gradient-weighted activations:
+    ``map = ReLU(first principal component of ∂y/∂A ⊙ A)``; class-discriminative, unlike Eigen-CAM.
+    """
+
+    uses_gradients = True
+
+    def eigen_input(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+        return grads * activations

@@ -1,0 +1,48 @@
+"""FEM, the Feature Explanation Method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.base_cam import BaseCAM, Target
+
+
+class FEM(BaseCAM):
+    """FEM — Fuad et al. 2020, "Features understanding in 3D CNNs for actions recognition in video",
+    IPTA 2020, https://hal.science/hal-02963298/document
+
+    Gradient-free: a channel's weight is the fraction of its positions above the k-sigma threshold
+    ``mean_c + k · std_c``;  ``map = ReLU(Σ_c w_c A_c)``.
+    """
+
+    uses_gradients = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Any = None,
+        k: float = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        self.k = k
+
+    def get_cam_image(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+        eigen_smooth: bool = False,
+    ) -> torch.Tensor:
+        spatial = tuple(range(2, activations.ndim))
+        mean = activations.mean(dim=spatial, keepdim=True)
+        std = activations.std(dim=spatial, keepdim=True, unbiased=False)
+        weights = (activations > mean + self.k * std).float().mean(dim=spatial, keepdim=True)
+        return (weights * activations).sum(dim=1)

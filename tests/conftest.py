@@ -1,0 +1,61 @@
+"""Shared fixtures: the golden tiny CNN, its input and the reference release's expected outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+DATA = Path(__file__).parent / "data"
+
+
+def build_tiny_cnn() -> nn.Sequential:
+    """The golden model (tests/data/GOLDEN.md), weights loaded, in eval mode."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1, stride=2),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 5),
+    )
+    model.load_state_dict(torch.load(DATA / "tiny_cnn.pt", weights_only=True))
+    return model.eval()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of forward / backward / pre-forward hooks left on any module of ``model``."""
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        + len(getattr(m, "_backward_pre_hooks", {}))
+        for m in model.modules()
+    )
+
+
+@pytest.fixture
+def tiny_cnn() -> nn.Sequential:
+    return build_tiny_cnn()
+
+
+@pytest.fixture
+def golden_input() -> torch.Tensor:
+    return torch.load(DATA / "input.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(DATA / "expected.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(1)
+    np.random.seed(1)
