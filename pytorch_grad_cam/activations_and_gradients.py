@@ -55,9 +55,17 @@ class ActivationsAndGradients:
         self.needs_gradients = True
         self.activations: list[torch.Tensor] = []
         self.gradients: list[torch.Tensor] = []
+        #: With ``detach=False``: the gradients before ``reshape_transform``, still in the graph (ShapleyCAM
+        #: differentiates them again with respect to :attr:`raw_activations`).
+        self.raw_gradients: list[torch.Tensor] = []
         self.handles: list[RemovableHandle] = []
         self._raw: list[Any] = []
         self._runs: list[int] = []
+
+    @property
+    def raw_activations(self) -> list[Any]:
+        """The target layers' outputs of the last forward pass, before ``reshape_transform``."""
+        return self._raw
 
     # ----------------------------------------------------------------------------------------- hooks
     def _make_hook(self, index: int) -> Callable[[nn.Module, Any, Any], Any]:
@@ -86,6 +94,11 @@ class ActivationsAndGradients:
                     "reshape_transform that returns one, or choose another layer"
                 )
             self.activations[index] = activation.detach() if self.detach else activation
+            if isinstance(output, torch.Tensor):
+                # The model goes on with a copy, so that an in-place op after the layer (a following
+                # ReLU(inplace=True), e.g. densenet's features[-1] or a VGG conv) neither alters the recorded
+                # output nor its gradient, nor touches the frozen-backbone leaf (an autograd error).
+                return output.clone()
             return replaced
 
         return hook
@@ -128,6 +141,7 @@ class ActivationsAndGradients:
         count = len(self.target_layers)
         self.activations = [None] * count  # type: ignore[list-item]
         self.gradients = []
+        self.raw_gradients = []
         self._raw = [None] * count
         self._runs = [0] * count
         self.register()
@@ -167,10 +181,18 @@ class ActivationsAndGradients:
             names = ", ".join(
                 f"target_layers[{i}] ({_layer_name(self.model, self.target_layers[i])})" for i in unused
             )
+            hint = ""
+            if hasattr(self.model, "_orig_mod"):  # torch.compile's OptimizedModule
+                hint = (
+                    "; the model is torch.compile'd, and a compiled graph gives no gradient to its inner "
+                    "layers: explain model._orig_mod (the same weights, run eagerly) or use a gradient-free "
+                    "method such as EigenCAM"
+                )
             raise ValueError(
                 f"the target score does not depend on {names}: no gradient flows back to it; choose a layer "
-                "that lies on the path to the model output"
+                f"that lies on the path to the model output{hint}"
             )
+        self.raw_gradients = [] if self.detach else list(grads)
         if self.reshape_transform is not None:
             grads = tuple(self.reshape_transform(grad) for grad in grads)
         self.gradients = [grad.detach() if self.detach else grad for grad in grads]

@@ -18,8 +18,9 @@ Subclasses override :meth:`BaseCAM.get_cam_weights` (or :meth:`BaseCAM.get_cam_i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,38 @@ def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
     return None
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode inside the ``with`` block and restore every module's ``training`` flag after."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def map_tensors(output: Any, function: Callable[[torch.Tensor], Any]) -> Any:
+    """``output`` with ``function`` applied to every tensor inside it, keeping its structure.
+
+    Mappings (dicts, Hugging Face ``ModelOutput``) are rebuilt as their own type when it takes keyword
+    arguments (else as a dict), namedtuples as themselves, lists and tuples as their type.
+    """
+    if isinstance(output, torch.Tensor):
+        return function(output)
+    if isinstance(output, Mapping):
+        items = {key: map_tensors(value, function) for key, value in output.items()}
+        try:
+            return type(output)(**items)
+        except TypeError:
+            return items
+    if isinstance(output, (list, tuple)):
+        items = [map_tensors(item, function) for item in output]
+        return type(output)(*items) if hasattr(output, "_fields") else type(output)(items)
+    return output
+
+
 def output_for_image(output: Any, index: int) -> Any:
     """The part of a batched model output that belongs to image ``index``.
 
@@ -63,22 +96,9 @@ def output_for_image(output: Any, index: int) -> Any:
     structure with every tensor indexed; a list or tuple of per-image mappings (torchvision detection
     models) gives its ``index``-th element.
     """
-    if isinstance(output, torch.Tensor):
+    if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
         return output[index]
-    if isinstance(output, Mapping):
-        items = {key: output_for_image(value, index) for key, value in output.items()}
-        try:
-            return type(output)(**items)
-        except TypeError:
-            return items
-    if isinstance(output, (list, tuple)):
-        if output and all(isinstance(item, Mapping) for item in output):
-            return output[index]
-        items = [output_for_image(item, index) for item in output]
-        if hasattr(output, "_fields"):  # namedtuple
-            return type(output)(*items)
-        return type(output)(items)
-    return output
+    return map_tensors(output, lambda tensor: tensor[index])
 
 
 def _tensors_in(output: Any) -> Iterator[torch.Tensor]:
@@ -93,18 +113,17 @@ def _tensors_in(output: Any) -> Iterator[torch.Tensor]:
 
 
 def _detached(output: Any) -> Any:
-    if isinstance(output, torch.Tensor):
-        return output.detach()
-    if isinstance(output, Mapping):
-        items = {key: _detached(value) for key, value in output.items()}
-        try:
-            return type(output)(**items)
-        except TypeError:
-            return items
-    if isinstance(output, (list, tuple)):
-        items = [_detached(item) for item in output]
-        return type(output)(*items) if hasattr(output, "_fields") else type(output)(items)
-    return output
+    return map_tensors(output, torch.Tensor.detach)
+
+
+class _UnavailableTarget:
+    """Stands in for the default targets of an output that has none; raises ``ValueError`` when used."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, model_output: Any) -> torch.Tensor:
+        raise ValueError(self.message)
 
 
 class BaseCAM:
@@ -120,6 +139,9 @@ class BaseCAM:
         tta_transforms: the ttach transforms of ``aug_smooth`` (default: horizontal flip × multiply by
             0.9, 1, 1.1).
         detach: ``False`` keeps activations, gradients and the result differentiable.
+        device: optional device string (``"cpu"``, ``"cuda:1"``, ``"mps"``, ``"hpu"``); when given, the model
+            is moved there. By default the model's own device is used.
+        use_cuda: deprecated (grad-cam < 1.4); ``True`` moves the model to CUDA when available.
     """
 
     #: Whether the method needs the gradients of the target score with respect to the target layers.
@@ -134,6 +156,8 @@ class BaseCAM:
         uses_gradients: bool | None = None,
         tta_transforms: tta.Compose | None = None,
         detach: bool = True,
+        device: str | torch.device | None = None,
+        use_cuda: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
@@ -167,6 +191,16 @@ class BaseCAM:
             [tta.HorizontalFlip(), tta.Multiply(factors=[0.9, 1, 1.1])]
         )
         self.detach = detach
+        if use_cuda:
+            warnings.warn(
+                "use_cuda is deprecated: the device is taken from the model; move it with model.to('cuda')",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if device is None and torch.cuda.is_available():
+                device = "cuda"
+        if device is not None:
+            model.to(torch.device(device))
         self.device = model_device(model)
         self.outputs: Any = None
         self.activations_and_grads = ActivationsAndGradients(model, self.target_layers, reshape_transform, detach)
@@ -236,6 +270,11 @@ class BaseCAM:
 
         With ``detach=False`` the result is differentiable (2-D maps), e.g. to use it in a loss.
         """
+        if (self.uses_gradients or self.compute_input_gradient) and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids; call it outside "
+                "inference_mode (inside torch.no_grad() is fine)"
+            )
         input_tensor = self._prepare_input(input_tensor)
         checked_targets = self._check_targets(targets, input_tensor.shape[0])
         with self._eval_mode():
@@ -294,7 +333,9 @@ class BaseCAM:
             )
         for index, target in enumerate(targets):
             if not callable(target):
-                raise TypeError(f"targets[{index}] must be callable, e.g. ClassifierOutputTarget(281); got {_describe(target)}")
+                raise TypeError(
+                    f"targets[{index}] must be callable, e.g. ClassifierOutputTarget(281); got {_describe(target)}"
+                )
         if len(targets) != batch_size:
             raise ValueError(
                 f"targets must have one entry per image: input_tensor holds {batch_size} image(s), "
@@ -302,16 +343,9 @@ class BaseCAM:
             )
         return list(targets)
 
-    @contextmanager
-    def _eval_mode(self) -> Iterator[None]:
+    def _eval_mode(self) -> AbstractContextManager[None]:
         """Put the model in eval mode for the call and restore every module's ``training`` flag after."""
-        flags = [(module, module.training) for module in self.model.modules()]
-        self.model.eval()
-        try:
-            yield
-        finally:
-            for module, training in flags:
-                module.training = training
+        return eval_mode(self.model)
 
     # ----------------------------------------------------------------------------------- the flow
     def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, ...]:
@@ -321,11 +355,16 @@ class BaseCAM:
     def _default_targets(self, outputs: Any, batch_size: int) -> list[Target]:
         scores = outputs["logits"] if isinstance(outputs, Mapping) and "logits" in outputs else outputs
         if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != batch_size:
-            raise ValueError(
+            message = (
                 "targets=None explains the top class of a (B, num_classes) classification output, but the "
                 f"model returned {_describe(outputs)}; pass targets explicitly, e.g. "
                 "[SemanticSegmentationTarget(category, mask)]"
             )
+            if not self.uses_gradients:
+                # Gradient-free methods such as EigenCAM never look at the targets (the reference lets
+                # them run on detector outputs with targets=None); a method that does gets the error.
+                return [_UnavailableTarget(message)] * batch_size
+            raise ValueError(message)
         return [ClassifierOutputTarget(int(category)) for category in scores.argmax(dim=-1).tolist()]
 
     def _target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
@@ -382,6 +421,15 @@ class BaseCAM:
                     "is needed; pass a reshape_transform (e.g. for a vision transformer) or pick another layer"
                 )
             grads = record.gradients[index].float() if index < len(record.gradients) else None
+            if grads is not None and not bool(grads.any()):
+                warnings.warn(
+                    f"the gradients of the target score with respect to target_layers[{index}] "
+                    f"({type(layer).__name__}) are all zero, so its map is blank. With a vision transformer "
+                    "whose target layer is the last block, only the class token reaches the output: choose a "
+                    "layer inside the last block, e.g. blocks[-1].norm1 (timm) or encoder.layers[-1].ln_1 "
+                    "(torchvision)",
+                    stacklevel=3,
+                )
             cam = self.get_cam_image(input_tensor, layer, targets, activations.float(), grads, eigen_smooth)
             cam = torch.as_tensor(cam, device=activations.device).float().clamp_min(0)
             cams.append(scale_cam_tensor(cam, target_size)[:, None])

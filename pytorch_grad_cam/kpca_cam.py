@@ -12,7 +12,7 @@ from pytorch_grad_cam.base_cam import BaseCAM, Target
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_kernel
 
 
-class KPCA_CAM(BaseCAM):  # noqa: N801 - the reference's public name
+class KPCA_CAM(BaseCAM):
     """KPCA-CAM — Karmani et al. 2024, https://arxiv.org/abs/2410.00267
 
     Eigen-CAM with kernel PCA: ``map = ReLU(first kernel principal component of the centred activations)``,

@@ -1,0 +1,67 @@
+"""Metrics of CAM quality: the reference's perturbation metrics (ROAD, confidence change, ARCC), deletion /
+insertion AUC (RISE), the pointing games and relevance mass / rank accuracy against ground-truth masks, and the
+model-randomisation sanity checks.
+
+The reference's import paths are kept, e.g. ``from pytorch_grad_cam.metrics.road import ROADCombined``.
+"""
+
+from pytorch_grad_cam.metrics.arcc import ARCC, Coherency, Complexity
+from pytorch_grad_cam.metrics.cam_mult_image import (
+    CamMultImageConfidenceChange,
+    DropInConfidence,
+    IncreaseInConfidence,
+    multiply_tensor_with_cam,
+)
+from pytorch_grad_cam.metrics.deletion_insertion import DeletionAUC, InsertionAUC
+from pytorch_grad_cam.metrics.localization import relevance_mass_accuracy, relevance_rank_accuracy
+from pytorch_grad_cam.metrics.perturbation_confidence import (
+    AveragerAcrossThresholds,
+    PerturbationConfidenceMetric,
+    RemoveLeastRelevantFirst,
+    RemoveMostRelevantFirst,
+)
+from pytorch_grad_cam.metrics.pointing_game import energy_pointing_game, pointing_game
+from pytorch_grad_cam.metrics.road import (
+    NoisyLinearImputer,
+    ROADCombined,
+    ROADLeastRelevantFirst,
+    ROADLeastRelevantFirstAverage,
+    ROADMostRelevantFirst,
+    ROADMostRelevantFirstAverage,
+)
+from pytorch_grad_cam.metrics.sanity_checks import (
+    RandomizationResult,
+    model_randomization_check,
+    spearman_correlation,
+    ssim,
+)
+
+__all__ = [
+    "ARCC",
+    "AveragerAcrossThresholds",
+    "CamMultImageConfidenceChange",
+    "Coherency",
+    "Complexity",
+    "DeletionAUC",
+    "DropInConfidence",
+    "IncreaseInConfidence",
+    "InsertionAUC",
+    "NoisyLinearImputer",
+    "PerturbationConfidenceMetric",
+    "ROADCombined",
+    "ROADLeastRelevantFirst",
+    "ROADLeastRelevantFirstAverage",
+    "ROADMostRelevantFirst",
+    "ROADMostRelevantFirstAverage",
+    "RandomizationResult",
+    "RemoveLeastRelevantFirst",
+    "RemoveMostRelevantFirst",
+    "energy_pointing_game",
+    "model_randomization_check",
+    "multiply_tensor_with_cam",
+    "pointing_game",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "spearman_correlation",
+    "ssim",
+]

@@ -1,0 +1,218 @@
+"""Ablation-CAM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.ablation_layer import AblationLayer
+from pytorch_grad_cam.base_cam import BaseCAM, Target, map_tensors, output_for_image
+from pytorch_grad_cam.utils.perturbation import (
+    ActivationShapeError,
+    BatchSize,
+    LayerSplit,
+    check_same_layout,
+    progress_bar,
+    target_scores,
+)
+
+Strategy = Literal["auto", "fast", "full"]
+_STRATEGIES = ("auto", "fast", "full")
+#: Channels re-run in full to check the fast path on each call (``strategy="auto"``).
+_CHECKED_CHANNELS = 2
+
+
+class AblationCAM(BaseCAM):
+    """Ablation-CAM — Desai & Ramaswamy 2020, "Ablation-CAM: Visual Explanations for Deep Convolutional
+    Network via Gradient-free Localization", WACV 2020,
+    https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf
+
+    Gradient-free. ``y`` is the target score and ``y_c`` the score with channel ``A_c`` of the target layer
+    switched off (see :class:`AblationLayer`):  ``w_c = (y - y_c) / |y|``;  ``map = ReLU(Σ_c w_c A_c)``.
+    The reference divides by ``y``, which turns every weight around when the score is negative; dividing by
+    ``|y|`` keeps "the score drops without this channel" positive (identical numbers for positive scores).
+
+    Speed: the network up to the target layer runs once per image. By default (``strategy="auto"``) the model
+    is cut at the target layer with ``torch.fx``; each batch of ablated layer outputs then runs through what
+    follows the layer only, and on every call the first channels are also re-run through the whole model to
+    check that both agree. When the model cannot be cut, or the check fails, every batch runs through the
+    whole model (the layer's output replaced by a forward hook), as the reference does.
+
+    Args:
+        model: the network to explain.
+        target_layers: the layers whose channels are ablated.
+        reshape_transform: see :class:`BaseCAM`; the ablation itself works on the raw layer output.
+        ablation_layer: how a channel is switched off: :class:`AblationLayer` (``(N, C, *spatial)`` outputs),
+            :class:`AblationLayerVit` (tokens) or :class:`AblationLayerFasterRCNN` (feature pyramids).
+        batch_size: ablated channels per forward pass (also settable as ``cam.batch_size``).
+        ratio_channels_to_ablate: share of the channels ablated, in (0, 1]; the others get weight 0.
+        strategy: ``"auto"``, ``"fast"`` (the cut model only; an error when it cannot be used) or ``"full"``
+            (the whole model for every batch).
+        progress: show a tqdm progress bar over the batches.
+        **kwargs: passed to :class:`BaseCAM`.
+
+    After a call, ``fast_path_used[i]`` tells whether ``target_layers[i]`` went through the cut model.
+    """
+
+    uses_gradients = False
+    batch_size = BatchSize()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        ablation_layer: AblationLayer | None = None,
+        batch_size: int = 32,
+        ratio_channels_to_ablate: float = 1.0,
+        strategy: Strategy = "auto",
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.batch_size = batch_size
+        if isinstance(ratio_channels_to_ablate, bool) or not isinstance(ratio_channels_to_ablate, (int, float)):
+            raise TypeError(
+                f"ratio_channels_to_ablate must be a float in (0, 1]; got {type(ratio_channels_to_ablate).__name__}"
+            )
+        if not 0 < ratio_channels_to_ablate <= 1:
+            raise ValueError(f"ratio_channels_to_ablate must be in (0, 1]; got {ratio_channels_to_ablate}")
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"strategy must be one of {_STRATEGIES}; got {strategy!r}")
+        ablation_layer = AblationLayer() if ablation_layer is None else ablation_layer
+        if not (callable(ablation_layer) and hasattr(ablation_layer, "set_next_batch")):
+            raise TypeError(
+                "ablation_layer must be an AblationLayer (or AblationLayerVit / AblationLayerFasterRCNN); got "
+                f"{type(ablation_layer).__name__}"
+            )
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        self.ablation_layer = ablation_layer
+        self.ratio_channels_to_ablate = float(ratio_channels_to_ablate)
+        self.strategy: Strategy = strategy
+        self.progress = progress
+        self.fast_path_used: list[bool] = []
+        self._splits: dict[int, LayerSplit | ValueError] = {}
+
+    def get_cam_weights(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+    ) -> torch.Tensor:
+        index = next(i for i, layer in enumerate(self.target_layers) if layer is target_layer)
+        if index == 0:
+            self.fast_path_used = []
+        raw = self.activations_and_grads.raw_activations[index]
+        layer_name = f"target_layers[{index}]"
+        images, channels = activations.shape[:2]
+        original = torch.stack(
+            [targets[i](output_for_image(self.outputs, i)).sum().float() for i in range(images)]
+        ).to(activations.device)
+        ablated_scores = original[:, None].repeat(1, channels)
+        split = self._split(target_layer) if self.strategy != "full" else None
+        check = self.strategy == "auto"
+
+        with torch.inference_mode():
+            picks = [
+                torch.as_tensor(
+                    self.ablation_layer.activations_to_be_ablated(activations[i], self.ratio_channels_to_ablate)
+                ).long()
+                for i in range(images)
+            ]
+            batches = sum(-(-len(pick) // self.batch_size) for pick in picks)
+            with progress_bar(batches, self.progress, "AblationCAM") as bar:
+                for image in range(images):
+                    one_image = input_tensor[image : image + 1]
+                    carried = self._head(split, one_image, map_tensors(raw, lambda t: t[image : image + 1]), layer_name)
+                    for start in range(0, len(picks[image]), self.batch_size):
+                        chosen = picks[image][start : start + self.batch_size]
+                        if carried is not None and check:
+                            check = False
+                            if not self._fast_path_agrees(
+                                split, carried, raw, image, one_image, chosen, targets[image], target_layer
+                            ):
+                                split = carried = None
+                        batch = self._ablated_batch(raw, image, chosen)
+                        if carried is not None:
+                            outputs = split.tail(batch, carried, len(chosen))
+                        else:
+                            outputs = self._full_run(one_image, batch, len(chosen), target_layer, layer_name)
+                        scores = target_scores(targets[image], outputs, len(chosen))
+                        ablated_scores[image, chosen.to(ablated_scores.device)] = scores.to(ablated_scores.device)
+                        bar.update()
+        self.fast_path_used.append(split is not None)
+        original = original[:, None].clone()
+        return (original - ablated_scores.clone()) / original.abs()
+
+    def _ablated_batch(self, raw: Any, image: int, chosen: torch.Tensor) -> Any:
+        """Copies of image ``image``'s layer output, row ``i`` with channel ``chosen[i]`` switched off."""
+        self.ablation_layer.set_next_batch(image, raw, len(chosen))
+        self.ablation_layer.indices = chosen
+        return self.ablation_layer(None)
+
+    # ------------------------------------------------------------------------------ the two paths
+    def _split(self, layer: nn.Module) -> LayerSplit | None:
+        """The model cut at ``layer`` (cached); ``None`` when it cannot be cut and the strategy allows it."""
+        if id(layer) not in self._splits:
+            try:
+                self._splits[id(layer)] = LayerSplit(self.model, layer)
+            except ValueError as error:
+                self._splits[id(layer)] = error
+        split = self._splits[id(layer)]
+        if isinstance(split, ValueError):
+            if self.strategy == "fast":
+                raise ValueError(f"strategy='fast' cannot cut the model at the target layer: {split}") from split
+            return None
+        return split
+
+    def _head(
+        self, split: LayerSplit | None, image: torch.Tensor, layer_output: Any, layer_name: str
+    ) -> list[Any] | None:
+        """What the tail needs for one image (the network up to the layer runs here, once)."""
+        if split is None:
+            return None
+        carried = split.head(image)
+        check_same_layout(layer_output, carried[split.cut_index], layer_name)
+        return carried
+
+    def _full_run(self, image: torch.Tensor, ablated: Any, count: int, layer: nn.Module, layer_name: str) -> Any:
+        """The whole model on ``count`` copies of ``image``, with ``layer``'s output replaced by ``ablated``."""
+
+        def replace(module: nn.Module, inputs: Any, output: Any) -> Any:
+            check_same_layout(output, ablated, layer_name)
+            return ablated
+
+        handle = layer.register_forward_hook(replace)
+        try:
+            return self.model(image.repeat(count, *([1] * (image.ndim - 1))))
+        finally:
+            handle.remove()
+
+    def _fast_path_agrees(
+        self,
+        split: LayerSplit,
+        carried: list[Any],
+        raw: Any,
+        image: int,
+        one_image: torch.Tensor,
+        chosen: torch.Tensor,
+        target: Target,
+        layer: nn.Module,
+    ) -> bool:
+        """Whether the cut model gives the whole model's scores on the first channels of the first batch."""
+        chosen = chosen[:_CHECKED_CHANNELS]
+        count = len(chosen)
+        whole = self._full_run(one_image, self._ablated_batch(raw, image, chosen), count, layer, "the target layer")
+        expected = target_scores(target, whole, count)
+        try:
+            got = target_scores(target, split.tail(self._ablated_batch(raw, image, chosen), carried, count), count)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            if isinstance(error, ActivationShapeError):
+                raise
+            return False
+        scale = max(1.0, float(expected.abs().max()))
+        return torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)

@@ -1,0 +1,239 @@
+"""On-disk layout of a dataset run: one ``.npz`` shard per batch, per-rank index files, the final index.
+
+::
+
+    OUTPUT_DIR/
+      manifest.json                 the run's configuration (a resumed run must match it)
+      shards/shard-000000.npz       batch 0: images 0 .. B-1
+      shards/shard-000001.npz       batch 1: images B .. 2B-1
+      ...
+      index.csv                     one row per image, in dataset order (written by rank 0 at the end)
+
+A shard holds the arrays ``indices`` (int64 dataset positions), ``ids`` (str), ``targets`` and ``labels``
+(int64, ``-1`` for no label), ``scores`` (float32, the explained class's model output), ``maps`` (float32 or
+float16, ``(n, H, W)``) and one float64 array ``metric__<name>`` per metric.
+
+Every file is written to a temporary name in the same folder, flushed to disk and moved into place with
+``os.replace``, so a file under its final name is always complete; a leftover temporary file (a run that was
+killed) is ignored and removed by the next run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHARD_DIR = "shards"
+INDEX_FILE = "index.csv"
+MANIFEST_FILE = "manifest.json"
+METRIC_PREFIX = "metric__"
+#: The arrays every shard holds (metrics come on top).
+SHARD_KEYS: tuple[str, ...] = ("indices", "ids", "targets", "labels", "scores", "maps")
+#: The leading columns of the index, before the metric columns and ``shard``, ``row``.
+INDEX_COLUMNS: tuple[str, ...] = ("index", "image_id", "target", "label", "score")
+
+
+def shard_name(shard: int) -> str:
+    """The file name of shard number ``shard``, relative to the output folder."""
+    return f"{SHARD_DIR}/shard-{shard:06d}.npz"
+
+
+def rank_index_name(rank: int, world_size: int) -> str:
+    """The file name of one rank's index (merged into ``index.csv`` by rank 0)."""
+    return f"index.rank{rank}-of-{world_size}.jsonl"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None],
+                 fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
+    """Write ``path`` through a temporary file and ``os.replace``: the final name never holds a partial file.
+
+    Args:
+        path: the destination.
+        write: writes the content into the open binary file.
+        fault: test hook, called instead of ``write`` after part of the content is on disk; it must raise
+            (or end the process), so that the run stops in the middle of writing.
+    """
+    tmp = _temporary(path)
+    try:
+        with open(tmp, "wb") as handle:
+            if fault is not None:
+                buffer = io.BytesIO()
+                write(buffer)  # type: ignore[arg-type]
+                data = buffer.getvalue()
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                os.fsync(handle.fileno())
+                fault(handle)
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_temporary_files(output_dir: Path) -> int:
+    """Delete the temporary files left by an interrupted run; returns how many were removed."""
+    removed = 0
+    for folder in (output_dir, output_dir / SHARD_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+# --------------------------------------------------------------------------------------------------- shards
+def write_shard(path: Path, arrays: Mapping[str, np.ndarray],
+                fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
+    """Write one shard (uncompressed ``.npz``) atomically."""
+    atomic_write(path, lambda handle: np.savez(handle, **arrays), fault)
+
+
+def load_shard(path: Path, expected_indices: np.ndarray, metric_names: Sequence[str],
+               map_dtype: np.dtype) -> dict[str, np.ndarray] | None:
+    """Read a finished shard and check it; ``None`` (with a warning) when it is missing, partial or foreign.
+
+    Every array is read in full, so a damaged file (bad zip CRC, truncated data) is detected.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(f"{path} is damaged ({type(error).__name__}: {error}); it is computed again", stacklevel=3)
+        return None
+    expected_keys = {*SHARD_KEYS, *(METRIC_PREFIX + name for name in metric_names)}
+    problem = None
+    if set(arrays) != expected_keys:
+        problem = f"arrays {sorted(arrays)}, expected {sorted(expected_keys)}"
+    elif not np.array_equal(arrays["indices"], expected_indices):
+        problem = "images other than this run's batch (was the batch size changed?)"
+    elif arrays["maps"].dtype != map_dtype or arrays["maps"].shape[0] != len(expected_indices):
+        problem = f"maps of shape {arrays['maps'].shape} and dtype {arrays['maps'].dtype}"
+    elif any(arrays[key].shape[0] != len(expected_indices) for key in expected_keys):
+        problem = "arrays of different lengths"
+    if problem is not None:
+        warnings.warn(f"{path} holds {problem}; it is computed again", stacklevel=3)
+        return None
+    return arrays
+
+
+def shard_rows(arrays: Mapping[str, np.ndarray], shard_file: str, metric_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The index rows (plain Python values) of one shard."""
+    rows = []
+    for row in range(len(arrays["indices"])):
+        record: dict[str, Any] = {
+            "index": int(arrays["indices"][row]),
+            "image_id": str(arrays["ids"][row]),
+            "target": int(arrays["targets"][row]),
+            "label": int(arrays["labels"][row]),
+            "score": float(arrays["scores"][row]),
+        }
+        for name in metric_names:
+            record[name] = float(arrays[METRIC_PREFIX + name][row])
+        record["shard"] = shard_file
+        record["row"] = row
+        rows.append(record)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- the indexes
+def write_rank_index(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """One rank's rows as JSON lines (floats written with ``repr``, so they read back bit for bit)."""
+    text = "".join(json.dumps(dict(row)) + "\n" for row in rows)
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def read_rank_index(path: Path) -> list[dict[str, Any]]:
+    """The rows of one rank's index file."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_index(path: Path, rows: Sequence[Mapping[str, Any]], metric_names: Sequence[str]) -> None:
+    """The final index, ``index.csv``: one row per image in dataset order, floats with ``repr`` (exact)."""
+    columns = [*INDEX_COLUMNS, *metric_names, "shard", "row"]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns])
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
+
+
+def read_index(output_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The final index of a finished run, as columns.
+
+    Args:
+        output_dir: the run's output folder.
+
+    Returns:
+        ``{"index": int64, "image_id": str, "target": int64, "label": int64, "score": float64, <metric>:
+        float64 ..., "shard": str, "row": int64}``, one entry per image in dataset order.
+
+    Raises:
+        FileNotFoundError: when the run has not finished (no ``index.csv``).
+    """
+    path = Path(output_dir) / INDEX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no index at {path}: the run has not finished (run it again to resume)")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        records = list(reader)
+    columns: dict[str, np.ndarray] = {}
+    for position, name in enumerate(header):
+        values = [record[position] for record in records]
+        if name in ("index", "target", "label", "row"):
+            columns[name] = np.array([int(v) for v in values], dtype=np.int64)
+        elif name in ("image_id", "shard"):
+            columns[name] = np.array(values, dtype=str)
+        else:
+            columns[name] = np.array([float(v) for v in values], dtype=np.float64)
+    return columns
+
+
+def read_maps(output_dir: str | os.PathLike[str]) -> np.ndarray:
+    """Every map of a finished run, ``(N, H, W)`` in dataset order, in the dtype they were stored in."""
+    root = Path(output_dir)
+    index = read_index(root)
+    maps: list[np.ndarray] = []
+    for shard in dict.fromkeys(index["shard"].tolist()):
+        with np.load(root / shard, allow_pickle=False) as data:
+            maps.append(data["maps"])
+    result = np.concatenate(maps) if maps else np.zeros((0, 0, 0), np.float32)
+    rows = np.concatenate([np.arange(len(m)) for m in maps]) if maps else np.zeros(0, np.int64)
+    if len(result) != len(index["index"]) or not np.array_equal(rows, index["row"]):
+        raise ValueError(f"the shards of {root} do not match its index; run the pipeline again to repair it")
+    return result
+
+
+def read_manifest(output_dir: Path) -> dict[str, Any] | None:
+    """The manifest of an earlier run in ``output_dir``, or ``None``."""
+    path = output_dir / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_manifest(output_dir: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` atomically."""
+    text = json.dumps(dict(manifest), indent=2, sort_keys=True) + "\n"
+    atomic_write(output_dir / MANIFEST_FILE, lambda handle: handle.write(text.encode("utf-8")))

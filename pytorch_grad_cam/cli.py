@@ -1,0 +1,331 @@
+"""``cam.py`` / ``grad-cam``: explain one image with any CAM method, from the command line.
+
+Writes ``<method>_cam.jpg`` (the CAM over the image), ``<method>_gb.jpg`` (guided backpropagation) and
+``<method>_cam_gb.jpg`` (their product) into ``--output-dir``; ``--compare`` writes every method into one
+figure instead.
+
+``python cam.py --model demo`` runs offline on the project's own trained model and example image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from pytorch_grad_cam.methods import METHOD_NAMES, get_method
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The photo explained when ``--image-path`` is not given (shipped with the package; see its CREDITS.md).
+DEFAULT_PHOTO = Path(__file__).parent / "demo" / "assets" / "chelsea.png"
+
+
+class CLIError(Exception):
+    """A user error on the command line: printed as one line, exit status 2."""
+
+
+@dataclass
+class Setup:
+    """Everything one run needs, resolved from the command line."""
+
+    model: nn.Module
+    target_layers: list[nn.Module]
+    reshape_transform: Callable[[Any], torch.Tensor] | None
+    rgb_img: np.ndarray  # float32 RGB in [0, 1], the model's input size
+    input_tensor: torch.Tensor
+    class_names: Sequence[str] | None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cam.py",
+        description="Compute a Class Activation Map for one image and save it with guided backpropagation.",
+    )
+    parser.add_argument("--image-path", type=str, default=None,
+                        help="input image (default: the demo scene for --model demo, else a bundled cat photo)")
+    parser.add_argument("--method", type=str, default="gradcam",
+                        help=f"CAM method, one of: {', '.join(METHOD_NAMES)} (default: gradcam)")
+    parser.add_argument("--aug-smooth", action="store_true",
+                        help="test-time augmentation smoothing (flip x brightness, averaged)")
+    parser.add_argument("--eigen-smooth", action="store_true",
+                        help="keep the first principal component of the weighted activations")
+    parser.add_argument("--device", type=str, default=None,
+                        help="torch device: cpu, cuda, cuda:N, mps, hpu (default: cpu)")
+    parser.add_argument("--output-dir", type=str, default="output", help="where the images are written")
+    parser.add_argument("--model", type=str, default="resnet50",
+                        help="torchvision model name (ImageNet weights through torchvision's cache), "
+                             "or 'demo' for the project's offline model (default: resnet50)")
+    parser.add_argument("--weights", type=str, default=None,
+                        help="a state_dict file to load instead of the torchvision weights")
+    parser.add_argument("--target-layer", type=str, action="append", default=None,
+                        help="dotted path of a target layer, e.g. layer4.2 or features.-1 (repeatable)")
+    parser.add_argument("--target", type=str, default=None,
+                        help="class index or class name to explain (default: the top class)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="batch size of the perturbation methods (scorecam, ablationcam)")
+    parser.add_argument("--compare", action="store_true",
+                        help="run every method and write them into one figure, compare.png")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------- resolution
+def resolve_device(name: str | None) -> torch.device:
+    """The torch device for ``--device``, checked for availability."""
+    if name is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise CLIError(f"--device: {name!r} is not a torch device string ({error})") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) available")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CLIError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    elif device.type == "hpu":
+        try:
+            import habana_frameworks.torch.core  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            raise CLIError(f"--device {name}: Habana HPU support (habana_frameworks) is not installed") from None
+    elif device.type != "cpu":
+        raise CLIError(f"--device {name}: expected cpu, cuda, cuda:N, mps or hpu")
+    return device
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file as float32 RGB in [0, 1]."""
+    if not os.path.isfile(path):
+        raise CLIError(f"--image-path: no such file: {path}")
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CLIError(f"--image-path: cannot read {path} as an image")
+    return np.float32(bgr[:, :, ::-1]) / 255
+
+
+def default_target_layers(model_name: str, model: nn.Module) -> tuple[list[nn.Module], Callable | None]:
+    """A sensible target layer (and reshape transform) for a torchvision model family."""
+    from pytorch_grad_cam.utils.reshape_transforms import swinT_reshape_transform, vit_reshape_transform
+
+    family = model_name.lower()
+    if family.startswith(("resnet", "resnext", "wide_resnet")):
+        return [model.layer4[-1]], None
+    if family.startswith("vit_"):
+        return [model.encoder.layers[-1].ln_1], vit_reshape_transform
+    if family.startswith("swin"):
+        return [model.features[-1][-1].norm1], swinT_reshape_transform
+    if family.startswith("regnet"):
+        return [model.trunk_output[-1]], None
+    if family.startswith("mnasnet"):
+        return [model.layers[-1]], None
+    if hasattr(model, "features") and isinstance(model.features, nn.Sequential):
+        return [model.features[-1]], None
+    convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    if not convs:
+        raise CLIError(f"--model {model_name}: no Conv2d layer found; pass --target-layer")
+    return [convs[-1]], None
+
+
+def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Module, Sequence[str] | None, int]:
+    """A torchvision classifier with its ImageNet weights (or ``weights_path``), its class names, input size."""
+    from torchvision import models
+
+    try:
+        builder = models.get_model_builder(name)
+    except ValueError:
+        import difflib
+
+        known = models.list_models(module=models)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise CLIError(f"--model: unknown torchvision classification model {name!r}.{hint} "
+                       "Or use --model demo (offline).") from None
+    weights_enum = models.get_model_weights(name)
+    default = weights_enum.DEFAULT
+    categories = default.meta.get("categories")
+    size = 224
+    if weights_path is not None:
+        if not os.path.isfile(weights_path):
+            raise CLIError(f"--weights: no such file: {weights_path}")
+        model = builder(weights=None)
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise CLIError(f"--weights: {weights_path} does not fit {name}: {error}") from None
+        return model.eval(), categories, size
+    try:
+        model = builder(weights=default)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checkpoint a RuntimeError
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise CLIError(
+            f"--model {name}: could not load its pretrained weights ({type(error).__name__}: {error}). "
+            f"They are downloaded once into {cache}; offline, use --model demo (the project's own model), "
+            "--weights PATH (a state_dict file), or copy the checkpoint into that cache."
+        ) from None
+    crop = getattr(default.transforms(), "crop_size", None)
+    if crop:
+        size = int(crop[0])
+    return model.eval(), categories, size
+
+
+def resolve_target(target: str | None, class_names: Sequence[str] | None, num_classes: int) -> int | None:
+    """``--target`` as a class index (``None`` explains the top class)."""
+    if target is None:
+        return None
+    if target.lstrip("-").isdigit():
+        index = int(target)
+        if not 0 <= index < num_classes:
+            raise CLIError(f"--target: class index must be in [0, {num_classes}); got {index}")
+        return index
+    if class_names:
+        lowered = [name.lower() for name in class_names]
+        if target.lower() in lowered:
+            return lowered.index(target.lower())
+        import difflib
+
+        close = difflib.get_close_matches(target.lower(), lowered, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise CLIError(f"--target: unknown class name {target!r}.{hint}")
+    raise CLIError(f"--target: {target!r} is not a class index and this model has no class names")
+
+
+def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
+    from pytorch_grad_cam.utils.find_layers import get_layer_by_name
+    from pytorch_grad_cam.utils.image import preprocess_image
+
+    if args.model == "demo":
+        from pytorch_grad_cam import demo
+        from pytorch_grad_cam.demo import scenes
+
+        model = demo.load_demo_model()
+        class_names: Sequence[str] | None = demo.DEMO_CLASSES
+        rgb_img = demo.demo_image()[0] if args.image_path is None else read_image(args.image_path)
+        size, mean, std = scenes.SCENE_SIZE, scenes.MEAN, scenes.STD
+        target_layers, reshape = demo.demo_target_layers(model), None
+    else:
+        model, class_names, size = load_torchvision_model(args.model, args.weights)
+        rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        target_layers, reshape = default_target_layers(args.model, model)
+    if rgb_img.shape[:2] != (size, size):
+        rgb_img = cv2.resize(rgb_img, (size, size), interpolation=cv2.INTER_AREA)
+    if args.target_layer:
+        try:
+            target_layers = [get_layer_by_name(model, path) for path in args.target_layer]
+        except ValueError as error:
+            raise CLIError(f"--target-layer: {error}") from None
+    model = model.to(device)
+    input_tensor = preprocess_image(rgb_img, mean=list(mean), std=list(std)).to(device)
+    return Setup(model, target_layers, reshape, np.float32(rgb_img), input_tensor, class_names)
+
+
+# ------------------------------------------------------------------------------------------------- running
+def run_method(setup: Setup, method: str, targets: list | None, args: argparse.Namespace) -> np.ndarray:
+    """The grayscale CAM ``(H, W)`` of one method."""
+    cam_class = get_method(method)
+    with cam_class(model=setup.model, target_layers=setup.target_layers,
+                   reshape_transform=setup.reshape_transform) as cam:
+        cam.batch_size = args.batch_size
+        grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    return grayscale[0]
+
+
+def write_outputs(setup: Setup, method: str, grayscale: np.ndarray, target: int | None, out_dir: Path) -> list[Path]:
+    """Write ``<method>_cam.jpg``, ``<method>_gb.jpg`` and ``<method>_cam_gb.jpg``; returns their paths."""
+    from pytorch_grad_cam import GuidedBackpropReLUModel
+    from pytorch_grad_cam.guided_backprop import cam_gb
+    from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
+
+    cam_image = show_cam_on_image(setup.rgb_img, grayscale, use_rgb=True)
+    gb_model = GuidedBackpropReLUModel(model=setup.model, device=setup.input_tensor.device)
+    gb = gb_model(setup.input_tensor, target_category=target)
+    paths = [out_dir / f"{method}_cam.jpg", out_dir / f"{method}_gb.jpg", out_dir / f"{method}_cam_gb.jpg"]
+    images = [cv2.cvtColor(cam_image, cv2.COLOR_RGB2BGR), deprocess_image(gb), cam_gb(grayscale, gb)]
+    for path, image in zip(paths, images):
+        if not cv2.imwrite(str(path), image):
+            raise CLIError(f"--output-dir: could not write {path}")
+    return paths
+
+
+def write_comparison(setup: Setup, targets: list | None, args: argparse.Namespace, out_dir: Path) -> Path:
+    """Every method's CAM over the image in one figure, with its run time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    names = list(METHOD_NAMES)
+    columns = 6
+    rows = -(-(len(names) + 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    axes[0].imshow(setup.rgb_img)
+    axes[0].set_title("input", fontsize=9)
+    for axis, name in zip(axes[1:], names):
+        start = time.perf_counter()
+        grayscale = run_method(setup, name, targets, args)
+        seconds = time.perf_counter() - start
+        axis.imshow(show_cam_on_image(setup.rgb_img, grayscale, use_rgb=True))
+        axis.set_title(f"{name} ({seconds:.2f}s)", fontsize=9)
+    for axis in axes:
+        axis.axis("off")
+    figure.tight_layout()
+    path = out_dir / "compare.png"
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cam.py`` and the ``grad-cam`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.method.lower() not in METHOD_NAMES:
+            get_method(args.method)  # raises with the list of methods and close matches
+        if args.batch_size <= 0:
+            raise CLIError(f"--batch-size must be a positive integer; got {args.batch_size}")
+        device = resolve_device(args.device)
+        setup = make_setup(args, device)
+        with torch.no_grad():
+            num_classes = setup.model(setup.input_tensor).shape[-1]
+        target = resolve_target(args.target, setup.class_names, num_classes)
+        targets = None
+        if target is not None:
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+            targets = [ClassifierOutputTarget(target)]
+        out_dir = Path(args.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if args.compare:
+            print(write_comparison(setup, targets, args, out_dir))
+            return 0
+        method = args.method.lower()
+        grayscale = run_method(setup, method, targets, args)
+        for path in write_outputs(setup, method, grayscale, target, out_dir):
+            print(path)
+        return 0
+    except (CLIError, ValueError) as error:
+        print(f"cam.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

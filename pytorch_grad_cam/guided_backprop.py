@@ -1,0 +1,163 @@
+"""Guided backpropagation, and its combination with a CAM (Guided Grad-CAM)."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pytorch_grad_cam.base_cam import eval_mode, model_device
+from pytorch_grad_cam.utils.image import deprocess_image
+
+
+class GuidedBackpropReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients at positive inputs: ``g_in = [x > 0]·[g > 0]·g``."""
+
+    @staticmethod
+    def forward(ctx: Any, input_img: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(input_img)
+        return input_img.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        (input_img,) = ctx.saved_tensors
+        return grad_output.clamp_min(0) * (input_img > 0).to(grad_output.dtype)
+
+
+class GuidedBackpropReLUasModule(nn.Module):
+    """:class:`GuidedBackpropReLU` as a module, swapped in for every ``nn.ReLU`` during a call."""
+
+    def forward(self, input_img: torch.Tensor) -> torch.Tensor:
+        return GuidedBackpropReLU.apply(input_img)
+
+
+class GuidedBackpropReLUModel:
+    """Guided backpropagation — Springenberg et al. 2015, https://arxiv.org/abs/1412.6806
+
+    The gradient of the class score with respect to the input pixels, where every ReLU lets through only
+    positive gradients at positive inputs: ``∂y_c/∂x`` with ``g_in = [x > 0]·[g_out > 0]·g_out`` at each ReLU.
+
+    During a call every ``nn.ReLU`` of the model is replaced by :class:`GuidedBackpropReLUasModule` and the
+    model is in eval mode; the original ReLU objects and ``training`` flags are put back on every exit path.
+    Each image of a batch gets its own gradient; no ``.grad`` is written and the input is not modified.
+
+    Args:
+        model: the network (its ReLUs must be ``nn.ReLU`` modules to be guided).
+        device: where to run; when given the model is moved there, as in the reference.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str | None = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        self.model = model
+        self.device = device
+        if device:
+            self.model = self.model.to(device)
+
+    def forward(self, input_img: torch.Tensor) -> Any:
+        """The model's output on ``input_img`` (reference API)."""
+        return self.model(input_img)
+
+    def __call__(
+        self, input_img: torch.Tensor, target_category: int | Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Guided-backprop gradients of the input, channels last.
+
+        Args:
+            input_img: ``(B, C, H, W)`` input (``(B, C, D, H, W)`` for volumes).
+            target_category: the class to explain: ``None`` for each image's top class, one int for all
+                images, or one int per image.
+
+        Returns:
+            ``np.float32`` ``(H, W, C)`` for a single image (as the reference), ``(B, H, W, C)`` for a batch.
+        """
+        if not isinstance(input_img, torch.Tensor):
+            raise TypeError(f"input_img must be a torch.Tensor; got {type(input_img).__name__}")
+        if input_img.ndim not in (4, 5) or not input_img.is_floating_point():
+            raise ValueError(
+                "input_img must be a floating-point tensor of shape (B, C, H, W) or (B, C, D, H, W); got "
+                f"{input_img.dtype} of shape {tuple(input_img.shape)}"
+            )
+        device = self.device or model_device(self.model)
+        input_leaf = input_img.detach().to(device).requires_grad_(True)
+        with eval_mode(self.model), self._guided_relus(), torch.enable_grad():
+            output = self.forward(input_leaf)
+            categories = self._categories(output, target_category, input_img.shape[0])
+            score = output[torch.arange(output.shape[0], device=output.device), categories].sum()
+            (gradient,) = torch.autograd.grad(score, input_leaf)
+        result = gradient.detach().movedim(1, -1).float().cpu().numpy()
+        return result[0] if result.shape[0] == 1 else result
+
+    @staticmethod
+    def _categories(output: Any, target_category: Any, batch_size: int) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != batch_size:
+            raise ValueError(
+                "GuidedBackpropReLUModel needs a model returning (B, num_classes) scores; got "
+                f"{type(output).__name__}{tuple(output.shape) if isinstance(output, torch.Tensor) else ''}"
+            )
+        num_classes = output.shape[1]
+        if target_category is None:
+            return output.argmax(dim=1)
+        is_int = isinstance(target_category, (numbers.Integral, np.integer)) and not isinstance(target_category, bool)
+        categories = [target_category] * batch_size if is_int else target_category
+        if isinstance(categories, (str, bytes)) or not isinstance(categories, (Sequence, np.ndarray)):
+            raise TypeError(
+                f"target_category must be None, an int or one int per image; got {type(target_category).__name__}"
+            )
+        if len(categories) != batch_size:
+            raise ValueError(
+                f"target_category must hold one class per image ({batch_size}); got {len(categories)}"
+            )
+        for category in categories:
+            if isinstance(category, bool) or not isinstance(category, (numbers.Integral, np.integer)):
+                raise TypeError(f"target_category must hold integers; got {category!r}")
+            if not 0 <= category < num_classes:
+                raise ValueError(f"target_category must be in [0, {num_classes}); got {category}")
+        return torch.as_tensor([int(c) for c in categories], device=output.device)
+
+    @contextmanager
+    def _guided_relus(self) -> Iterator[None]:
+        """Swap every ``nn.ReLU`` for a guided one; put the very same ReLU objects back afterwards."""
+        swapped = [
+            (parent, name, child)
+            for parent in self.model.modules()
+            for name, child in parent._modules.items()
+            if isinstance(child, nn.ReLU)
+        ]
+        try:
+            for parent, name, _ in swapped:
+                parent._modules[name] = GuidedBackpropReLUasModule()
+            yield
+        finally:
+            for parent, name, child in swapped:
+                parent._modules[name] = child
+
+
+def cam_gb(grayscale_cam: np.ndarray, guided_backprop: np.ndarray) -> np.ndarray:
+    """Guided Grad-CAM image: the guided-backprop map masked by the CAM, ready to save.
+
+    ``deprocess_image(cam[..., None] · gb)`` per image, as the reference's ``cam.py`` builds ``cam_gb``.
+
+    Args:
+        grayscale_cam: ``(H, W)`` CAM (or ``(B, H, W)``).
+        guided_backprop: ``(H, W, C)`` output of :class:`GuidedBackpropReLUModel` (or ``(B, H, W, C)``).
+
+    Returns:
+        ``uint8`` ``(H, W, C)`` (or ``(B, H, W, C)``).
+    """
+    cam = np.asarray(grayscale_cam, dtype=np.float32)
+    gb = np.asarray(guided_backprop, dtype=np.float32)
+    if cam.ndim not in (2, 3) or gb.shape[:-1] != cam.shape:
+        raise ValueError(
+            "grayscale_cam must have shape (H, W) or (B, H, W) and guided_backprop the same shape plus a "
+            f"channel axis; got {cam.shape} and {gb.shape}"
+        )
+    masked = cam[..., None] * gb
+    if masked.ndim == 3:
+        return deprocess_image(masked)
+    return np.stack([deprocess_image(image) for image in masked])

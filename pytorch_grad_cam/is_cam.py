@@ -1,0 +1,60 @@
+"""IS-CAM (integrated Score-CAM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.base_cam import Target
+from pytorch_grad_cam.score_cam import ScoreCAM
+from pytorch_grad_cam.ss_cam import averaged_mask_scores
+from pytorch_grad_cam.utils.perturbation import check_batch_size
+
+
+class ISCAM(ScoreCAM):
+    """IS-CAM — Naidu et al. 2020, "IS-CAM: Integrated Score-CAM for axiomatic-based explanations",
+    https://arxiv.org/abs/2010.03023
+
+    Score-CAM with each channel's score integrated along the path from no mask to the full mask (a Riemann
+    sum, as in Integrated Gradients): with the Score-CAM mask ``M_c = norm(up(A_c))``,
+    ``w_c = softmax_c((1/n) Σ_{i=1..n} y(x ⊙ (i/n) M_c))``;  ``map = ReLU(Σ_c w_c A_c)``.
+    With ``num_samples=1`` it is Score-CAM. Costs ``n`` times Score-CAM's forward passes.
+
+    Args:
+        model: the network to explain.
+        target_layers: the layers whose channels give the masks.
+        reshape_transform: see :class:`BaseCAM`.
+        num_samples: integration steps ``n``.
+        **kwargs: passed to :class:`ScoreCAM` (``batch_size``, ``progress``) and :class:`BaseCAM`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        num_samples: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        self.num_samples = check_batch_size(num_samples, "num_samples")
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+
+    def get_cam_weights(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+    ) -> torch.Tensor:
+        spatial = (1,) * (activations.ndim - 2)
+
+        def scaled(masks: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+            return masks * ((sample + 1).float() / self.num_samples).view(-1, *spatial)
+
+        return torch.softmax(
+            averaged_mask_scores(self, input_tensor, targets, activations, self.num_samples, scaled), dim=-1
+        )

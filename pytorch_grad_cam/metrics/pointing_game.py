@@ -1,0 +1,145 @@
+"""Localization against ground-truth masks: the pointing game and the energy-based pointing game.
+
+* Pointing game (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop",
+  https://arxiv.org/abs/1608.00507): a map *hits* when its maximum lies on the object, or within ``tolerance``
+  pixels of it (Euclidean distance; the paper uses 15 px). When several pixels share the maximum (a flat map, a
+  plateau), the map hits only if every one of them does: a uniform map points nowhere.
+
+      hit_i = ∀ p ∈ argmax(cam_i): dist(p, mask_i) ≤ tolerance
+
+* Energy-based pointing game (Wang et al. 2020, Score-CAM, https://arxiv.org/abs/1910.01279): the share of
+  the map's energy that falls inside the mask,
+
+      proportion_i = Σ_p cam_i(p) mask_i(p) / Σ_p cam_i(p)
+
+Both accept numpy arrays or torch tensors (computed in torch on the maps' device) and return numpy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["energy_pointing_game", "pointing_game"]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} ({value.dtype})"
+    return type(value).__name__
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {_describe(value)}")
+
+
+def _check(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ``(B, H, W)`` float maps and bool masks on the maps' device."""
+    cam_tensor = _as_tensor(cams, "cams")
+    mask_tensor = _as_tensor(masks, "masks")
+    if cam_tensor.ndim != 3:
+        raise ValueError(f"cams must have shape (B, H, W); got {tuple(cam_tensor.shape)}")
+    if cam_tensor.dtype == torch.bool or cam_tensor.is_complex():
+        raise TypeError(f"cams must hold real numbers; got dtype {cam_tensor.dtype}")
+    if mask_tensor.shape != cam_tensor.shape:
+        raise ValueError(
+            f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}"
+        )
+    dtype = torch.float32 if cam_tensor.device.type == "mps" else torch.float64
+    cam_tensor = cam_tensor.to(dtype)
+    if not torch.isfinite(cam_tensor).all():
+        raise ValueError("cams contains NaN or inf values")
+    mask_tensor = mask_tensor.to(cam_tensor.device)
+    if mask_tensor.dtype != torch.bool:
+        if mask_tensor.is_complex() or not ((mask_tensor == 0) | (mask_tensor == 1)).all():
+            raise ValueError(
+                f"masks must be boolean (or hold only 0 and 1); got dtype {mask_tensor.dtype} with other values"
+            )
+        mask_tensor = mask_tensor != 0
+    empty = ~mask_tensor.flatten(1).any(dim=1)
+    if empty.any():
+        warnings.warn(
+            f"masks of image(s) {torch.nonzero(empty).flatten().tolist()} are empty: no pixel of the map can be on "
+            "the object (a miss, energy 0)",
+            stacklevel=3,
+        )
+    return cam_tensor, mask_tensor
+
+
+def _dilate(masks: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """The pixels within Euclidean distance ``tolerance`` of ``masks``: a dilation by a disk."""
+    radius = math.floor(tolerance)
+    if radius == 0:
+        return masks
+    offsets = torch.arange(-radius, radius + 1, device=masks.device, dtype=torch.float32)
+    disk = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= float(tolerance) ** 2).float()
+    spread = F.conv2d(masks[:, None].float(), disk[None, None], padding=radius)
+    return spread[:, 0] > 0.5
+
+
+def pointing_game(
+    cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor, tolerance: float = 0
+) -> np.ndarray:
+    """Whether each map's maximum falls on its object (Zhang et al. 2016, https://arxiv.org/abs/1608.00507).
+
+    ``hit_i = ∀ p ∈ argmax(cam_i): dist(p, mask_i) ≤ tolerance`` — every pixel that reaches the maximum must lie
+    within ``tolerance`` pixels (Euclidean) of the mask; so a flat map only hits a mask that covers the image.
+
+    Args:
+        cams: ``(B, H, W)`` maps (numpy or torch).
+        masks: ``(B, H, W)`` bool ground-truth masks (or 0/1 values).
+        tolerance: the distance in pixels within which a maximum still counts as on the object (``0``: on it).
+
+    Returns:
+        ``np.ndarray`` of bool, ``(B,)``.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)):
+        raise TypeError(f"tolerance must be a non-negative number of pixels; got {_describe(tolerance)}")
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise ValueError(f"tolerance must be a non-negative number of pixels; got {tolerance}")
+    cam_tensor, mask_tensor = _check(cams, masks)
+    batch = cam_tensor.shape[0]
+    flat = cam_tensor.reshape(batch, -1)
+    is_max = flat == flat.max(dim=1, keepdim=True).values
+    near = _dilate(mask_tensor, float(tolerance)).reshape(batch, -1)
+    hits = ~(is_max & ~near).any(dim=1)
+    return hits.cpu().numpy()
+
+
+def energy_pointing_game(cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The share of each map's energy inside its mask (Wang et al. 2020, https://arxiv.org/abs/1910.01279).
+
+    ``proportion_i = Σ_p cam_i(p) mask_i(p) / Σ_p cam_i(p)``; a map that is zero everywhere scores 0 (with a
+    warning).
+
+    Args:
+        cams: ``(B, H, W)`` non-negative maps (numpy or torch).
+        masks: ``(B, H, W)`` bool ground-truth masks (or 0/1 values).
+
+    Returns:
+        ``np.ndarray`` of float64 in [0, 1], ``(B,)``.
+    """
+    cam_tensor, mask_tensor = _check(cams, masks)
+    if (cam_tensor < 0).any():
+        raise ValueError(
+            f"cams must be non-negative for the energy pointing game; got a minimum of {cam_tensor.min().item():.4g}"
+        )
+    total = cam_tensor.flatten(1).sum(dim=1)
+    inside = (cam_tensor * mask_tensor).flatten(1).sum(dim=1)
+    zero = total == 0
+    if zero.any():
+        warnings.warn(
+            f"cams of image(s) {torch.nonzero(zero).flatten().tolist()} are zero everywhere: energy 0",
+            stacklevel=2,
+        )
+    proportion = torch.where(zero, torch.zeros_like(total), inside / torch.where(zero, torch.ones_like(total), total))
+    return proportion.cpu().numpy().astype(np.float64)

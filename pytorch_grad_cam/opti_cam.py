@@ -1,0 +1,121 @@
+"""Opti-CAM."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pytorch_grad_cam.base_cam import BaseCAM, Target, output_for_image
+from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
+
+OBJECTIVES = ("mask", "diff")
+
+
+class OptiCAM(BaseCAM):
+    """Opti-CAM — Zhang et al. 2024, "Opti-CAM: Optimizing saliency maps for interpretability",
+    https://arxiv.org/abs/2301.07002
+
+    Per-image channel weights found by gradient ascent: with ``u ∈ R^C`` (one vector per image, starting at
+    0), ``w = softmax(u)`` and the saliency ``S(u) = norm(up(Σ_c w_c A_c))`` (upsampled to the input, min-max
+    normalised), maximise
+
+    * ``objective="mask"``: ``F(u) = y(x ⊙ S(u))``, the target score of the masked image (the paper's choice);
+    * ``objective="diff"``: ``F(u) = −|y(x) − y(x ⊙ S(u))|``;
+
+    with Adam (``iterations`` steps at ``learning_rate``); the best ``u`` seen is kept.
+    ``map = ReLU(Σ_c softmax(u*)_c A_c)``. One forward and backward pass per iteration (all images together).
+
+    After a call, ``objective_history`` holds ``F`` at every iteration, a float32 tensor
+    ``(iterations + 1, B)`` (for the last target layer).
+
+    Args:
+        model: the network to explain.
+        target_layers: the layers to explain.
+        reshape_transform: see :class:`BaseCAM`.
+        iterations: number of Adam steps.
+        learning_rate: Adam's learning rate.
+        objective: ``"mask"`` or ``"diff"``.
+        progress: show a tqdm progress bar over the iterations.
+        **kwargs: passed to :class:`BaseCAM`.
+    """
+
+    uses_gradients = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        iterations: int = 50,
+        learning_rate: float = 0.1,
+        objective: str = "mask",
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.iterations = check_batch_size(iterations, "iterations")
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+            raise TypeError(f"learning_rate must be a positive number; got {type(learning_rate).__name__}")
+        if not 0 < learning_rate < float("inf"):
+            raise ValueError(f"learning_rate must be a positive number; got {learning_rate}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(map(repr, OBJECTIVES))}; got {objective!r}")
+        self.learning_rate = float(learning_rate)
+        self.objective = objective
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        self.progress = progress
+        self.objective_history: torch.Tensor | None = None
+
+    def _scores(self, targets: list[Target], outputs: Any) -> torch.Tensor:
+        return torch.stack([target(output_for_image(outputs, i)).sum().float() for i, target in enumerate(targets)])
+
+    def saliency(self, weights: torch.Tensor, activations: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """``S = norm(up(Σ_c softmax(u)_c A_c))``, ``(B, 1, *size)`` in [0, 1], differentiable in ``weights``."""
+        cam = (torch.softmax(weights, dim=1)[(...,) + (None,) * (activations.ndim - 2)] * activations).sum(1)
+        mode = "bilinear" if activations.ndim == 4 else "trilinear"
+        cam = F.interpolate(cam[:, None], size=tuple(size), mode=mode, align_corners=False)
+        flat = cam.flatten(1)
+        view = (-1,) + (1,) * (cam.ndim - 1)
+        low, high = flat.min(dim=1).values.view(view), flat.max(dim=1).values.view(view)
+        return (cam - low) / (high - low + 1e-8)
+
+    def get_cam_weights(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "OptiCAM optimises its weights by gradient ascent, which torch.inference_mode() forbids; call it "
+                "outside inference_mode"
+            )
+        activations = activations.detach()
+        clean = self._scores(targets, self.outputs).to(activations.device)
+        weights = torch.zeros(activations.shape[:2], device=activations.device, requires_grad=True)
+        optimizer = torch.optim.Adam([weights], lr=self.learning_rate)
+        history = []
+        best_value = torch.full_like(clean, -torch.inf)
+        best = weights.detach().clone()
+        with torch.enable_grad(), progress_bar(self.iterations + 1, self.progress, "OptiCAM") as bar:
+            for step in range(self.iterations + 1):
+                mask = self.saliency(weights, activations, input_tensor.shape[2:]).to(input_tensor.dtype)
+                scores = self._scores(targets, self.model(input_tensor * mask))
+                value = scores if self.objective == "mask" else -(scores - clean).abs()
+                history.append(value.detach())
+                better = value.detach() > best_value
+                best = torch.where(better[:, None], weights.detach(), best)
+                best_value = torch.where(better, value.detach(), best_value)
+                bar.update()
+                if step == self.iterations:
+                    break
+                (weights.grad,) = torch.autograd.grad(-value.sum(), weights)
+                optimizer.step()
+        self.objective_history = torch.stack(history)
+        return torch.softmax(best, dim=1)

@@ -1,0 +1,94 @@
+"""Smooth Grad-CAM++."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
+
+
+def check_noise_level(value: Any, name: str = "noise_level") -> float:
+    """``value`` as a finite float ``>= 0``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative number; got {type(value).__name__} {value!r}")
+    if not (value >= 0 and float(value) != float("inf")):
+        raise ValueError(f"{name} must be a finite non-negative number; got {value}")
+    return float(value)
+
+
+def noise_scale(input_tensor: torch.Tensor, noise_level: float) -> torch.Tensor:
+    """SmoothGrad's noise standard deviation per image: ``σ = noise_level · (max(x) - min(x))``, shaped to
+    broadcast over ``input_tensor``."""
+    flat = input_tensor.detach().flatten(1)
+    spread = flat.max(dim=1).values - flat.min(dim=1).values
+    return (noise_level * spread).view((-1,) + (1,) * (input_tensor.ndim - 1))
+
+
+class SmoothGradCAMPlusPlus(BaseCAM):
+    """Smooth Grad-CAM++ — Omeiza et al. 2019, "Smooth Grad-CAM++: An Enhanced Inference Level Visualization
+    Technique for Deep Convolutional Neural Network Models", https://arxiv.org/abs/1908.01224
+
+    Grad-CAM++ with each power of the gradient averaged over ``n`` noisy copies of the input
+    ``x + ε_i``, ``ε_i ~ N(0, σ²)``, ``σ = noise_level · (max x − min x)`` (SmoothGrad, Smilkov et al. 2017):
+    ``D_p = (1/n) Σ_i (∂y/∂A (x + ε_i))^p`` for ``p = 1, 2, 3``;
+    ``α = D_2 / (2 D_2 + Σ_ij A · D_3)`` (0 where ``D_2 = 0``), ``w_c = Σ_ij α · ReLU(D_1)``;
+    ``map = ReLU(Σ_c w_c A_c)`` with the activations ``A`` of the clean input.
+    With ``noise_level=0`` it is Grad-CAM++.
+
+    Args:
+        model: the network to explain.
+        target_layers: the layers to explain.
+        reshape_transform: see :class:`BaseCAM`.
+        num_samples: number of noisy copies ``n`` (one forward and backward pass each).
+        noise_level: the noise standard deviation as a fraction of each image's value range.
+        progress: show a tqdm progress bar over the noisy passes.
+        **kwargs: passed to :class:`BaseCAM`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        num_samples: int = 8,
+        noise_level: float = 0.15,
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.num_samples = check_batch_size(num_samples, "num_samples")
+        self.noise_level = check_noise_level(noise_level)
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        self.progress = progress
+
+    def get_cam_weights(
+        self,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: list[Target],
+        activations: torch.Tensor,
+        grads: torch.Tensor | None,
+    ) -> torch.Tensor:
+        recorder = ActivationsAndGradients(self.model, [target_layer], self.reshape_transform)
+        sigma = noise_scale(input_tensor, self.noise_level)
+        moments = torch.zeros((3, *activations.shape), device=activations.device)
+        powers = torch.arange(1, 4, device=activations.device).view((3,) + (1,) * activations.ndim)
+        with progress_bar(self.num_samples, self.progress, type(self).__name__) as bar, torch.enable_grad():
+            for _ in range(self.num_samples):
+                noisy = input_tensor + torch.randn_like(input_tensor) * sigma
+                outputs = recorder(noisy)
+                (gradient,) = recorder.compute_gradients(self._target_score(targets, outputs))
+                moments += gradient.float().unsqueeze(0).pow(powers)
+                bar.update()
+        first, second, third = moments / self.num_samples
+        spatial = tuple(range(2, activations.ndim))
+        sum_activations = activations.sum(dim=spatial, keepdim=True)
+        alpha = second / (2 * second + sum_activations * third + 1e-6)
+        alpha = torch.where(second != 0, alpha, torch.zeros_like(alpha))
+        return (alpha * first.clamp_min(0)).sum(dim=spatial)

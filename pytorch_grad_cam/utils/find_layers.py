@@ -1,0 +1,119 @@
+"""Finding and replacing layers inside a model."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+
+def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: nn.Module) -> bool:
+    """Replace the first occurrence of ``old_layer`` (depth-first, registration order) with ``new_layer``.
+
+    Args:
+        model: the module to search.
+        old_layer: the submodule to replace (compared with ``==``, i.e. identity for modules).
+        new_layer: its replacement.
+
+    Returns:
+        True when a layer was replaced.
+    """
+    for name, child in model._modules.items():
+        if child is None:
+            continue
+        if child == old_layer:
+            model._modules[name] = new_layer
+            return True
+        if replace_layer_recursive(child, old_layer, new_layer):
+            return True
+    return False
+
+
+def replace_all_layer_type_recursive(
+    model: nn.Module, old_layer_type: type | tuple[type, ...], new_layer: nn.Module
+) -> None:
+    """Replace every submodule that is an instance of ``old_layer_type`` with ``new_layer`` (in place).
+
+    As in the reference, the same ``new_layer`` object is put in every place, and the replacement's own
+    children are searched too.
+    """
+    for name, child in model._modules.items():
+        if child is None:
+            continue
+        if isinstance(child, old_layer_type):
+            model._modules[name] = new_layer
+        replace_all_layer_type_recursive(child, old_layer_type, new_layer)
+
+
+def find_layer_types_recursive(model: nn.Module, layer_types: Sequence[type]) -> list[nn.Module]:
+    """All submodules (depth-first, ``model`` itself excluded) whose exact type is in ``layer_types``."""
+    return find_layer_predicate_recursive(model, lambda layer: type(layer) in layer_types)
+
+
+def find_layer_predicate_recursive(
+    model: nn.Module, predicate: Callable[[nn.Module], bool]
+) -> list[nn.Module]:
+    """All submodules (depth-first, pre-order, ``model`` itself excluded) for which ``predicate`` is true."""
+    found: list[nn.Module] = []
+    for child in model._modules.values():
+        if child is None:
+            continue
+        if predicate(child):
+            found.append(child)
+        found.extend(find_layer_predicate_recursive(child, predicate))
+    return found
+
+
+def get_layer_by_name(model: nn.Module, dotted_path: str) -> nn.Module:
+    """The submodule at ``dotted_path``, e.g. ``"layer4.1.conv2"`` or ``"features.-1"``.
+
+    Each part is a child name (as in ``model.named_modules()``); an integer part indexes an
+    ``nn.Sequential`` / ``nn.ModuleList``, negative indices counting from the end. The empty path is
+    ``model`` itself.
+
+    Args:
+        model: the model.
+        dotted_path: the dotted path of the layer.
+
+    Returns:
+        The submodule.
+
+    Raises:
+        TypeError: ``model`` is not a module or ``dotted_path`` is not a string.
+        ValueError: no such layer; the message lists the closest existing names.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(dotted_path, str):
+        raise TypeError(f"dotted_path must be a string such as 'layer4.1.conv2'; got {type(dotted_path).__name__}")
+    module = model
+    if dotted_path == "":
+        return module
+    walked: list[str] = []
+    for part in dotted_path.split("."):
+        child = module._modules.get(part)
+        if child is None and isinstance(module, (nn.Sequential, nn.ModuleList)):
+            try:
+                index = int(part)
+            except ValueError:
+                index = None
+            if index is not None and -len(module) <= index < len(module):
+                child = module[index]
+        if child is None:
+            raise ValueError(_unknown_layer_message(model, dotted_path, walked, part))
+        walked.append(part)
+        module = child
+    return module
+
+
+def _unknown_layer_message(model: nn.Module, dotted_path: str, walked: list[str], part: str) -> str:
+    names = [name for name, _ in model.named_modules() if name]
+    close = difflib.get_close_matches(dotted_path, names, n=5, cutoff=0.6)
+    where = ".".join(walked) or "the model"
+    message = f"dotted_path {dotted_path!r} does not name a layer of {type(model).__name__}: {where} has no {part!r}"
+    if close:
+        message += "; did you mean " + ", ".join(repr(name) for name in close) + "?"
+    else:
+        message += "; see model.named_modules() for the layer names"
+    return message

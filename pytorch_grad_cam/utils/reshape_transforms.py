@@ -1,0 +1,201 @@
+"""Reshape transforms: turn transformer / detector activations into ``(B, C, H, W)`` CNN-like maps.
+
+Pass one as ``reshape_transform=`` to a CAM; it is applied to the target layers' activations and gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_size(value: int | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
+    return value
+
+
+def _check_tokens(tensor: torch.Tensor, name: str) -> None:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor of tokens (B, N, C); got {type(tensor).__name__}")
+
+
+def _square_side(count: int) -> int | None:
+    """``s`` with ``s * s == count``, or None."""
+    if count < 1:
+        return None
+    side = math.isqrt(count)
+    return side if side * side == count else None
+
+
+def fasterrcnn_reshape_transform(x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Stack the maps of a feature pyramid (torchvision FPN output) into one ``(B, ΣC, h, w)`` tensor.
+
+    Every level is ``|level|``, bilinearly resized (``align_corners=False``) to the size of the ``"pool"``
+    level (the smallest map when there is no ``"pool"`` entry), and the levels are concatenated on the
+    channel axis in the mapping's order.
+
+    Args:
+        x: mapping of level name → ``(B, C, H_l, W_l)`` tensor, e.g. ``model.backbone(images)``.
+
+    Returns:
+        ``(B, ΣC, h, w)`` tensor.
+    """
+    if not isinstance(x, Mapping) or len(x) == 0:
+        raise TypeError(
+            "fasterrcnn_reshape_transform expects a non-empty mapping of FPN level name -> (B, C, H, W) "
+            f"tensor; got {type(x).__name__}"
+        )
+    for key, value in x.items():
+        if not isinstance(value, torch.Tensor) or value.ndim != 4:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"FPN level {key!r} must be a (B, C, H, W) tensor; got {got}")
+    if "pool" in x:
+        size = tuple(x["pool"].shape[-2:])
+    else:
+        size = min((tuple(value.shape[-2:]) for value in x.values()), key=lambda hw: hw[0] * hw[1])
+    levels = [F.interpolate(value.abs(), size=size, mode="bilinear", align_corners=False) for value in x.values()]
+    return torch.cat(levels, dim=1)
+
+
+def swinT_reshape_transform(
+    tensor: torch.Tensor, height: int | None = None, width: int | None = None
+) -> torch.Tensor:
+    """Swin Transformer activations → ``(B, C, H, W)``.
+
+    Accepts the ``(B, H, W, C)`` layout of torchvision's ``swin_t`` stages (channels moved first) and
+    ``(B, N, C)`` token sequences (timm), reshaped to an ``height × width`` grid. When ``height`` and
+    ``width`` are not given the grid is square (``N`` must be a perfect square); when one is given the
+    other is ``N / given``. The reference's 7 × 7 default is what a square grid of 49 tokens gives.
+
+    Args:
+        tensor: ``(B, H, W, C)`` or ``(B, N, C)`` activations.
+        height: grid height, optional.
+        width: grid width, optional.
+
+    Returns:
+        ``(B, C, H, W)`` tensor (a view where possible).
+    """
+    _check_tokens(tensor, "swinT_reshape_transform")
+    height = _check_size(height, "height")
+    width = _check_size(width, "width")
+    if tensor.ndim == 4:
+        grid = tuple(tensor.shape[1:3])
+        if (height is not None and height != grid[0]) or (width is not None and width != grid[1]):
+            raise ValueError(
+                f"swinT_reshape_transform got a (B, H, W, C) tensor with a {grid[0]}x{grid[1]} grid, which "
+                f"does not match height={height}, width={width}"
+            )
+        return tensor.permute(0, 3, 1, 2)
+    if tensor.ndim != 3:
+        raise ValueError(
+            f"swinT_reshape_transform expects (B, H, W, C) or (B, N, C) activations; got {tuple(tensor.shape)}"
+        )
+    tokens = tensor.shape[1]
+    if height is None and width is None:
+        side = _square_side(tokens)
+        if side is None:
+            raise ValueError(
+                f"swinT_reshape_transform cannot infer a square grid from {tokens} tokens; pass height and width"
+            )
+        height = width = side
+    elif height is None or width is None:
+        given = height if height is not None else width
+        if tokens % given:
+            raise ValueError(f"{tokens} tokens do not form a grid with a side of {given}; pass height and width")
+        height, width = (given, tokens // given) if height is not None else (tokens // given, given)
+    if height * width != tokens:
+        raise ValueError(
+            f"swinT_reshape_transform: height * width must equal the number of tokens {tokens}; "
+            f"got {height} * {width} = {height * width}"
+        )
+    return tensor.reshape(tensor.shape[0], height, width, tensor.shape[2]).permute(0, 3, 1, 2)
+
+
+def vit_reshape_transform(
+    tensor: torch.Tensor,
+    height: int | None = None,
+    width: int | None = None,
+    num_extra_tokens: int | None = None,
+) -> torch.Tensor:
+    """Vision Transformer tokens ``(B, N, C)`` → ``(B, C, height, width)``, dropping the leading extra tokens.
+
+    Extra tokens (class token, distillation token, register tokens) come first in the sequence; the rest
+    is the patch grid in row-major order. How the grid is found:
+
+    - ``height`` and ``width`` given: ``num_extra_tokens = N - height * width``;
+    - one of them given: the other is ``(N - extra) / given`` where ``extra`` is ``num_extra_tokens`` if
+      given, else the smallest count that makes the division exact (``N mod given``);
+    - ``num_extra_tokens`` given only: the remaining ``N - extra`` tokens must form a square grid;
+    - nothing given: ``extra`` is the smallest number of leading tokens whose removal leaves a perfect
+      square (197 tokens → 1 class token + 14 × 14; 198 → 2 + 14 × 14; 201 → 5 + 14 × 14). For 224-pixel
+      ViTs with up to 28 extra tokens this is unambiguous; pass the sizes for non-square grids.
+
+    Positional order matches the reference, so ``vit_reshape_transform(t, 14, 14)`` still works.
+
+    Args:
+        tensor: ``(B, N, C)`` token activations.
+        height: patch-grid height, optional.
+        width: patch-grid width, optional.
+        num_extra_tokens: number of leading non-patch tokens, optional.
+
+    Returns:
+        ``(B, C, height, width)`` tensor.
+
+    Raises:
+        ValueError: the arguments are inconsistent with ``N`` or no grid can be inferred.
+    """
+    _check_tokens(tensor, "vit_reshape_transform")
+    if tensor.ndim != 3:
+        raise ValueError(f"vit_reshape_transform expects tokens of shape (B, N, C); got {tuple(tensor.shape)}")
+    height = _check_size(height, "height")
+    width = _check_size(width, "width")
+    if num_extra_tokens is not None and (
+        isinstance(num_extra_tokens, bool) or not isinstance(num_extra_tokens, int) or num_extra_tokens < 0
+    ):
+        raise ValueError(f"num_extra_tokens must be a non-negative integer or None; got {num_extra_tokens!r}")
+    tokens = tensor.shape[1]
+    extra = num_extra_tokens
+    if height is not None and width is not None:
+        if extra is None:
+            extra = tokens - height * width
+        if extra < 0 or extra + height * width != tokens:
+            raise ValueError(
+                f"vit_reshape_transform: a {height}x{width} grid"
+                + (f" plus {num_extra_tokens} extra tokens" if num_extra_tokens is not None else "")
+                + f" does not fit a sequence of {tokens} tokens"
+            )
+    elif height is not None or width is not None:
+        given = height if height is not None else width
+        if extra is None:
+            extra = tokens % given
+        if tokens - extra < given or (tokens - extra) % given:
+            raise ValueError(
+                f"vit_reshape_transform: {tokens} tokens minus {extra} extra tokens do not form a grid with a "
+                f"side of {given}; pass both height and width"
+            )
+        other = (tokens - extra) // given
+        height, width = (given, other) if height is not None else (other, given)
+    elif extra is not None:
+        side = _square_side(tokens - extra)
+        if side is None:
+            raise ValueError(
+                f"vit_reshape_transform: {tokens} tokens minus num_extra_tokens={extra} leave {tokens - extra}, "
+                "not a square grid; pass height and width"
+            )
+        height = width = side
+    else:
+        for candidate in range(tokens):
+            side = _square_side(tokens - candidate)
+            if side is not None:
+                extra, height, width = candidate, side, side
+                break
+        else:
+            raise ValueError(f"vit_reshape_transform cannot infer a patch grid from {tokens} tokens")
+    patches = tensor[:, extra:, :]
+    return patches.reshape(tensor.shape[0], height, width, tensor.shape[2]).permute(0, 3, 1, 2)

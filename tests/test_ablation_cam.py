@@ -1,0 +1,363 @@
+"""AblationCAM and the ablation layers: golden numbers (fast path and full re-run alike), hand-computed weights,
+the fast path against the full re-run on torchvision models, fall-backs, bad input and state restoration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from conftest import hook_count
+from torch import nn
+
+from pytorch_grad_cam import AblationCAM, AblationLayer, AblationLayerFasterRCNN, AblationLayerVit
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+TOL = 1e-5
+STRATEGIES = ["auto", "fast", "full"]
+
+
+def _targets() -> list[ClassifierOutputTarget]:
+    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
+
+
+class RecordingAblationCAM(AblationCAM):
+    """AblationCAM that keeps the weights it computed, to compare them directly."""
+
+    def get_cam_weights(self, *args, **kwargs):
+        weights = super().get_cam_weights(*args, **kwargs)
+        self.recorded = [*getattr(self, "recorded", []), weights]
+        return weights
+
+
+# ------------------------------------------------------------------------------------------- golden
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("key", ["AblationCAM/one/targets", "AblationCAM/one/argmax", "AblationCAM/two/targets"])
+def test_golden(tiny_cnn, golden_input, golden, key, strategy):
+    _, layers, variant = key.split("/")
+    target_layers = [tiny_cnn[6]] if layers == "one" else [tiny_cnn[4], tiny_cnn[6]]
+    targets = None if variant == "argmax" else _targets()
+    cam = AblationCAM(tiny_cnn, target_layers, batch_size=16, strategy=strategy, progress=False)
+    result = cam(golden_input, targets)
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, golden[key], atol=TOL, rtol=0)
+    assert cam.fast_path_used == [strategy != "full"] * len(target_layers)
+    assert hook_count(tiny_cnn) == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_batch_size_does_not_change_the_result(tiny_cnn, golden_input, golden, batch_size):
+    cam = AblationCAM(tiny_cnn, [tiny_cnn[6]], batch_size=batch_size, progress=False)
+    np.testing.assert_allclose(cam(golden_input, _targets()), golden["AblationCAM/one/targets"], atol=TOL, rtol=0)
+
+
+# ------------------------------------------------------------------------------------ hand-computed
+class ReluThenLinear(nn.Module):
+    """score = Σ_c v_c Σ_pos ReLU(x)_c + bias: ablating channel c (set to 0) removes v_c Σ_pos ReLU(x)_c."""
+
+    def __init__(self, v: list[float], bias: float) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.v = torch.tensor(v)
+        self.bias = bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.relu(x)
+        per_channel = a.flatten(2).sum(dim=2)
+        return (per_channel * self.v).sum(dim=1, keepdim=True) + self.bias
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("spatial", [(3, 4), (2, 3, 4)], ids=["2d", "3d"])
+def test_hand_computed_weights_with_a_negative_score(spatial, strategy):
+    """The original score is negative (bias -100): w_c = (y - y_c) / |y| = v_c Σ A_c / |y|.
+
+    The reference divides by y, not |y|: its weights would be the negatives of these and its map would show
+    channel 1 (which lowers the score) instead of channel 0 (which raises it). We deliberately differ.
+    """
+    torch.manual_seed(0)
+    x = torch.rand(1, 2, *spatial) - 0.3  # some negatives: the ReLU's minimum is 0, so ablation sets 0
+    model = ReluThenLinear([2.0, -1.0], bias=-100.0)
+    y = float(model(x))
+    assert y < 0
+    cam = RecordingAblationCAM(model, [model.relu], strategy=strategy, batch_size=1, progress=False)
+    result = cam(x, [lambda out: out[0]])
+    a = torch.relu(x)
+    sums = a.flatten(2).sum(dim=2)[0]
+    expected_weights = torch.tensor([2.0, -1.0]) * sums / abs(y)
+    torch.testing.assert_close(cam.recorded[0][0].cpu(), expected_weights, atol=1e-5, rtol=1e-5)
+    expected_map = torch.relu(expected_weights[0] * a[0, 0] + expected_weights[1] * a[0, 1])
+    expected_map = expected_map - expected_map.min()
+    expected_map = expected_map / (1e-7 + expected_map.max())
+    expected_map = expected_map / (1e-7 + expected_map.max())
+    np.testing.assert_allclose(result[0], expected_map.numpy(), atol=TOL)
+
+
+def test_ablation_value_is_the_same_for_every_row():
+    """A layer with negative outputs: each ablated channel is set to min - 1e7, whatever its row."""
+    layer = AblationLayer()
+    activations = torch.tensor([[[[-1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]]]])  # (1, 3, 1, 2)
+    layer.set_next_batch(0, activations, 3)
+    layer.indices = torch.tensor([0, 1, 2])
+    out = layer(None)
+    expected = activations.repeat(3, 1, 1, 1)
+    for row in range(3):
+        expected[row, row] = -1.0 - 1e7
+    torch.testing.assert_close(out, expected)
+    assert activations[0, 0, 0, 0] == -1.0  # the source activations are untouched
+
+
+def test_ablation_value_is_zero_for_relu_outputs():
+    layer = AblationLayer()
+    activations = torch.tensor([[[[0.0, 2.0]], [[3.0, 4.0]]]])
+    layer.set_next_batch(0, activations, 2)
+    layer.indices = torch.tensor([1, 0])
+    out = layer(None)
+    assert out[0, 1].tolist() == [[0.0, 0.0]] and out[0, 0].tolist() == [[0.0, 2.0]]
+    assert out[1, 0].tolist() == [[0.0, 0.0]] and out[1, 1].tolist() == [[3.0, 4.0]]
+
+
+def test_ablation_layer_vit_ablates_the_last_axis():
+    layer = AblationLayerVit()
+    tokens = torch.arange(1.0, 13.0).reshape(1, 3, 4)  # (1, tokens, C), minimum 1
+    layer.set_next_batch(0, tokens, 2)
+    layer.indices = torch.tensor([3, 1])
+    out = layer(None)
+    expected = tokens.repeat(2, 1, 1)
+    expected[0, :, 3] = 1.0 - 1e7
+    expected[1, :, 1] = 1.0 - 1e7
+    torch.testing.assert_close(out, expected)
+
+
+def test_ablation_layer_faster_rcnn_numbers_channels_level_after_level():
+    layer = AblationLayerFasterRCNN()
+    levels = {"0": torch.ones(1, 3, 2, 2), "pool": torch.ones(1, 3, 1, 1)}
+    layer.set_next_batch(0, levels, 2)
+    layer.indices = torch.tensor([0, 4])  # level "0" channel 0; level "pool" channel 1
+    out = layer(None)
+    assert out["0"][0, 0].eq(-1000).all() and out["0"][0, 1:].eq(1).all() and out["0"][1].eq(1).all()
+    assert out["pool"][1, 1].eq(-1000).all() and out["pool"][0].eq(1).all() and out["pool"][1, 0].eq(1).all()
+    with pytest.raises(TypeError, match="dict of feature maps"):
+        layer.set_next_batch(0, torch.ones(1, 3, 2, 2), 2)
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
+def test_ratio_channels_to_ablate_picks_each_channel_once(ratio):
+    torch.manual_seed(0)
+    activations = torch.rand(16, 5, 5)
+    picked = AblationLayer().activations_to_be_ablated(activations, ratio)
+    assert picked.tolist() == sorted(set(picked.tolist()))
+    assert len(picked) == min(16, 2 * int(16 * ratio))
+    assert AblationLayer().activations_to_be_ablated(activations, 1.0).tolist() == list(range(16))
+
+
+def test_unablated_channels_get_weight_zero(tiny_cnn, golden_input):
+    rows = []
+    handle = tiny_cnn[9].register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
+    cam = RecordingAblationCAM(tiny_cnn, [tiny_cnn[6]], ratio_channels_to_ablate=0.25, strategy="full", progress=False)
+    cam(golden_input, _targets())
+    handle.remove()
+    weights = cam.recorded[0]
+    assert sum(rows) == 2 + 2 * 16  # the first pass, then 2 x 8 channels (the highest and lowest) per image
+    assert int((weights == 0).sum()) >= 2 * 16
+
+
+# ---------------------------------------------------------------------- fast path vs full re-run
+@pytest.mark.parametrize(
+    ("name", "layer", "size"),
+    [
+        ("resnet18", lambda m: m.layer4[-1], 64),
+        ("resnet18", lambda m: m.layer3[-1], 64),
+        ("vgg11", lambda m: m.features[-1], 64),
+        ("densenet121", lambda m: m.features[-1], 64),
+    ],
+    ids=["resnet18-layer4", "resnet18-layer3", "vgg11-features", "densenet121-features"],
+)
+def test_fast_path_equals_full_rerun_on_torchvision_models(name, layer, size):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(1, 3, size, size)
+    results, weights = {}, {}
+    for strategy in ("auto", "full"):
+        cam = RecordingAblationCAM(
+            model, [layer(model)], strategy=strategy, ratio_channels_to_ablate=0.02, batch_size=64, progress=False
+        )
+        results[strategy] = cam(x, [ClassifierOutputTarget(7)])
+        weights[strategy] = cam.recorded[0]
+        assert cam.fast_path_used == [strategy == "auto"]
+    assert weights["auto"].abs().sum() > 0
+    torch.testing.assert_close(weights["auto"], weights["full"], atol=TOL, rtol=TOL)
+    np.testing.assert_allclose(results["auto"], results["full"], atol=TOL)
+    assert hook_count(model) == 0
+
+
+class TailReadsInputBatch(nn.Module):
+    """Reads the input's batch size after the target layer: the cut model sees batch 1 there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        return self.fc(self.relu(self.conv(x)).reshape(batch, -1))
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.relu(self.conv(x))
+        if a.sum() > 0:
+            a = a * 2
+        return self.fc(a.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("model_class", [TailReadsInputBatch, Untraceable])
+def test_auto_falls_back_to_the_full_rerun(model_class):
+    torch.manual_seed(0)
+    model = model_class().eval()
+    x = torch.randn(2, 3, 6, 6)
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(2)]
+    auto = AblationCAM(model, [model.relu], batch_size=3, progress=False)
+    full = AblationCAM(model, [model.relu], batch_size=3, strategy="full", progress=False)
+    np.testing.assert_allclose(auto(x, targets), full(x, targets), atol=TOL)
+    assert auto.fast_path_used == [False]
+    with pytest.raises((RuntimeError, ValueError)):
+        AblationCAM(model, [model.relu], strategy="fast", progress=False)(x, targets)
+    assert hook_count(model) == 0
+
+
+def test_untraceable_model_with_forced_fast_path_names_the_reason():
+    model = Untraceable().eval()
+    cam = AblationCAM(model, [model.relu], strategy="fast", progress=False)
+    with pytest.raises(ValueError, match=r"strategy='fast' cannot cut the model.*torch\.fx"):
+        cam(torch.randn(1, 3, 6, 6), [ClassifierOutputTarget(0)])
+    assert hook_count(model) == 0
+
+
+# -------------------------------------------------------------------------- transformer tokens
+class TinyTokens(nn.Module):
+    """(B, 3, 4, 4) image → 16 tokens of 6 channels → mean → 3 classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 6)
+        self.block = nn.Sequential(nn.Linear(6, 6), nn.GELU())
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x.flatten(2).transpose(1, 2))
+        return self.head(self.block(tokens).mean(dim=1))
+
+
+def _tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], 4, 4)
+
+
+def test_vit_ablation_layer_fast_and_full_agree():
+    torch.manual_seed(0)
+    model = TinyTokens().eval()
+    x = torch.randn(2, 3, 4, 4)
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(1)]
+    results = {}
+    for strategy in ("auto", "full"):
+        cam = RecordingAblationCAM(
+            model,
+            [model.block],
+            reshape_transform=_tokens_to_map,
+            ablation_layer=AblationLayerVit(),
+            strategy=strategy,
+            batch_size=4,
+            progress=False,
+        )
+        results[strategy] = (cam(x, targets), cam.recorded[0])
+    assert cam.recorded[0].shape == (2, 6)
+    torch.testing.assert_close(results["auto"][1], results["full"][1], atol=TOL, rtol=TOL)
+    np.testing.assert_allclose(results["auto"][0], results["full"][0], atol=TOL)
+
+
+# ------------------------------------------------------------------------- bad input and state
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive int; got 0"),
+        ({"batch_size": -3}, ValueError, "batch_size must be a positive int; got -3"),
+        ({"batch_size": 2.5}, TypeError, "batch_size must be a positive int; got float"),
+        ({"batch_size": True}, TypeError, "batch_size must be a positive int; got bool"),
+        ({"ratio_channels_to_ablate": 0}, ValueError, r"ratio_channels_to_ablate must be in \(0, 1\]; got 0"),
+        ({"ratio_channels_to_ablate": 1.5}, ValueError, r"ratio_channels_to_ablate must be in \(0, 1\]; got 1.5"),
+        ({"ratio_channels_to_ablate": "all"}, TypeError, "ratio_channels_to_ablate must be a float"),
+        ({"strategy": "quick"}, ValueError, "strategy must be one of .*got 'quick'"),
+        ({"ablation_layer": "zero"}, TypeError, "ablation_layer must be an AblationLayer.*got str"),
+    ],
+)
+def test_bad_constructor_arguments(tiny_cnn, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        AblationCAM(tiny_cnn, [tiny_cnn[6]], **kwargs)
+    assert hook_count(tiny_cnn) == 0
+
+
+def test_batch_size_attribute_is_checked(tiny_cnn, golden_input, golden):
+    cam = AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)
+    assert cam.batch_size == 32
+    cam.batch_size = 16
+    np.testing.assert_allclose(cam(golden_input, _targets()), golden["AblationCAM/one/targets"], atol=TOL)
+    with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
+        cam.batch_size = 0
+    with pytest.raises(TypeError, match="batch_size must be a positive int; got str"):
+        cam.batch_size = "8"
+    assert cam.batch_size == 16
+
+
+class ShapeShifter(nn.Module):
+    """Gives its target layer a different spatial size on every call after the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(2, 3)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = nn.functional.interpolate(x, size=(4 + self.calls, 4 + self.calls))
+        return self.fc(self.relu(x).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("strategy", ["full", "auto"])
+def test_a_model_that_changes_the_activation_shape_is_a_clear_error(strategy):
+    model = ShapeShifter().train()
+    cam = AblationCAM(model, [model.relu], strategy=strategy, progress=False)
+    with pytest.raises(ValueError, match=r"target_layers\[0\] gave activations of shape .* but .* in the first pass"):
+        cam(torch.rand(1, 2, 4, 4), [ClassifierOutputTarget(0)])
+    assert hook_count(model) == 0
+    assert all(module.training for module in model.modules())
+
+
+def test_state_restored_and_no_hooks_after_a_bad_target(tiny_cnn, golden_input):
+    tiny_cnn.train()
+    flags = [p.requires_grad for p in tiny_cnn.parameters()]
+    cam = AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)
+    with pytest.raises(ValueError, match="category"):
+        cam(golden_input, [ClassifierOutputTarget(1), ClassifierOutputTarget(99)])
+    assert hook_count(tiny_cnn) == 0
+    assert all(module.training for module in tiny_cnn.modules())
+    assert [p.requires_grad for p in tiny_cnn.parameters()] == flags
+    cam(golden_input, _targets())
+    assert all(module.training for module in tiny_cnn.modules())
+
+
+def test_progress_bar_can_be_turned_off(tiny_cnn, golden_input, capsys):
+    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)(golden_input, _targets())
+    assert capsys.readouterr().err == ""
+    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=True)(golden_input, _targets())
+    assert "AblationCAM" in capsys.readouterr().err

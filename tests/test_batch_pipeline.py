@@ -1,0 +1,291 @@
+"""The dataset pipeline (pytorch_grad_cam.batch): shards, index, resume after a fault, torchrun with 2 ranks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from pytorch_grad_cam import GradCAM, HiResCAM
+from pytorch_grad_cam.batch import (
+    BatchMetric,
+    ImageFolderDataset,
+    InjectedFault,
+    explain_dataset,
+    map_metric,
+    mask_metric,
+    read_index,
+    read_maps,
+)
+from pytorch_grad_cam.demo import DemoCNN, load_demo_model, save_demo_model
+from pytorch_grad_cam.demo.scenes import MEAN, STD
+from pytorch_grad_cam.metrics import Complexity, DropInConfidence, pointing_game
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+NUM_IMAGES = 40
+BATCH = 8
+SIZE = 64
+TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 generated PNGs (coloured rectangles, some 48×64 so they are resized) and a demo weights file."""
+    root = tmp_path_factory.mktemp("batch")
+    images = root / "images"
+    (images / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(NUM_IMAGES):
+        height = 48 if i % 5 == 0 else SIZE
+        img = np.full((height, SIZE, 3), rng.integers(0, 256, 3), np.uint8)
+        for _ in range(3):
+            x, y = (int(v) for v in rng.integers(0, 40, 2))
+            cv2.rectangle(img, (x, y), (x + 16, y + 16), [int(c) for c in rng.integers(0, 256, 3)], -1)
+        cv2.imwrite(str(images / ("sub" if i % 4 == 0 else "") / f"img_{i:03d}.png"), img)
+    torch.manual_seed(0)
+    model = DemoCNN()
+    with torch.no_grad():
+        model.classifier.weight.mul_(30)  # several top classes among the 40 images
+    save_demo_model(model, root / "demo.pt")
+    return root
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """The same per-process thread count as each torchrun rank (OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(folder: Path) -> DemoCNN:
+    return load_demo_model(path=folder / "demo.pt")
+
+
+def _dataset(folder: Path) -> ImageFolderDataset:
+    return ImageFolderDataset(folder / "images", size=SIZE, mean=MEAN, std=STD)
+
+
+def _random_metric() -> BatchMetric:
+    """Draws from torch's generator: equal results need the per-shard seeding."""
+    return BatchMetric(lambda batch: torch.rand(len(batch.targets)) + batch.cams.mean(dim=(1, 2)).cpu())
+
+
+def _api_run(folder: Path, out: Path, model: DemoCNN | None = None, **kwargs: object):
+    model = _model(folder) if model is None else model
+    return explain_dataset(
+        _dataset(folder), model, [model.features[-1]], out, "gradcam", batch_size=BATCH, num_workers=2,
+        metrics={"random": _random_metric(), "complexity": map_metric(Complexity())}, progress=False, **kwargs,
+    )
+
+
+def _run_subprocess(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own session; on timeout the whole process group (torchrun's ranks) is killed."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, output)
+
+
+def _cli_args(folder: Path, out: Path) -> list[str]:
+    return [str(folder / "images"), "--output-dir", str(out), "--model", "demo", "--weights",
+            str(folder / "demo.pt"), "--batch-size", str(BATCH), "--num-workers", "1", "--num-threads", "1",
+            "--metric", "complexity", "--metric", "drop_in_confidence", "--no-progress"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def api_reference(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted single-process run through the API."""
+    out = tmp_path_factory.mktemp("api_reference")
+    _api_run(folder, out)
+    return out
+
+
+def _temporary_files(out: Path) -> list[Path]:
+    return sorted(out.rglob("*.tmp"))
+
+
+def _assert_same_results(out: Path, reference: Path) -> None:
+    assert (out / "index.csv").read_text() == (reference / "index.csv").read_text()
+    np.testing.assert_array_equal(read_maps(out), read_maps(reference))
+    assert read_maps(out).dtype == np.float32
+    assert _temporary_files(out) == []
+    assert sorted(p.name for p in out.iterdir()) == ["index.csv", "manifest.json", "shards"]
+
+
+# ----------------------------------------------------------------------------------------------- contents
+def test_index_and_maps_match_direct_cam_calls(folder: Path, api_reference: Path) -> None:
+    index = read_index(api_reference)
+    maps = read_maps(api_reference)
+    dataset = _dataset(folder)
+    assert index["index"].tolist() == list(range(NUM_IMAGES))
+    assert index["image_id"].tolist() == sorted(dataset.files) == dataset.files
+    assert index["image_id"][0] == "img_001.png" and "sub/img_000.png" in index["image_id"].tolist()
+    assert index["shard"].tolist() == [f"shards/shard-{i // BATCH:06d}.npz" for i in range(NUM_IMAGES)]
+    assert index["row"].tolist() == [i % BATCH for i in range(NUM_IMAGES)]
+    assert (index["label"] == -1).all()
+    assert len(set(index["target"].tolist())) > 1
+    model = _model(folder)
+    for first in range(0, NUM_IMAGES, BATCH):
+        x = torch.stack([dataset[i]["image"] for i in range(first, first + BATCH)])
+        with torch.no_grad():
+            logits = model(x)
+        top = logits.argmax(1)
+        np.testing.assert_array_equal(index["target"][first:first + BATCH], top.numpy())
+        np.testing.assert_array_equal(
+            index["score"][first:first + BATCH], logits[torch.arange(BATCH), top].numpy().astype(np.float64)
+        )
+        with GradCAM(model, [model.features[-1]]) as cam:
+            expected = cam(x, [ClassifierOutputTarget(int(c)) for c in top])
+        np.testing.assert_array_equal(maps[first:first + BATCH], expected)
+        np.testing.assert_array_equal(index["complexity"][first:first + BATCH], Complexity()(expected))
+    assert maps.shape == (NUM_IMAGES, SIZE, SIZE) and maps.min() >= 0 and maps.max() <= 1
+
+
+def test_tuple_dataset_label_target_float16_and_mask_metric(tiny_cnn: torch.nn.Module, tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randn(10, 3, 12, 12, generator=generator)
+    labels = torch.tensor([0, 1, 2, 3, 4, 4, 3, 2, 1, 0])
+    masks = torch.zeros(10, 12, 12, dtype=torch.bool)
+    masks[:, 2:7, 3:9] = True
+    loader = DataLoader(TensorDataset(images, labels, masks), batch_size=4, shuffle=True)  # sampler ignored
+    run = explain_dataset(
+        loader, tiny_cnn, [tiny_cnn[5]], tmp_path, HiResCAM, target="label", map_dtype="float16",
+        metrics={"hit": mask_metric(pointing_game), "drop": DropInConfidence()}, progress=False,
+    )
+    assert (run.rank, run.world_size, run.shards_written, run.shards_skipped) == (0, 1, [0, 1, 2], [])
+    index, maps = read_index(tmp_path), read_maps(tmp_path)
+    assert index["image_id"].tolist() == [str(i) for i in range(10)]
+    assert index["target"].tolist() == index["label"].tolist() == labels.tolist()
+    assert maps.dtype == np.float16
+    for first in (0, 4, 8):
+        x, y, m = images[first:first + 4], labels[first:first + 4], masks[first:first + 4]
+        with HiResCAM(tiny_cnn, [tiny_cnn[5]]) as cam:
+            expected = cam(x, [ClassifierOutputTarget(int(c)) for c in y])
+        np.testing.assert_array_equal(maps[first:first + 4], expected.astype(np.float16))
+        np.testing.assert_array_equal(index["hit"][first:first + 4], pointing_game(expected, m).astype(np.float64))
+        np.testing.assert_array_equal(
+            index["drop"][first:first + 4],
+            DropInConfidence()(x, expected, [ClassifierOutputTarget(int(c)) for c in y], tiny_cnn).astype(np.float64),
+        )
+
+
+# -------------------------------------------------------------------------------------- fault and resume
+def test_fault_then_resume_equals_uninterrupted_run(folder: Path, api_reference: Path, tmp_path: Path) -> None:
+    with pytest.raises(InjectedFault):
+        _api_run(folder, tmp_path, fail_after_shards=2)
+    assert _temporary_files(tmp_path) == []  # the shard being written when it failed is gone
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard-000000.npz", "shard-000001.npz"]
+    assert not (tmp_path / "index.csv").exists()
+    for name in ("shard-000000.npz", "shard-000001.npz"):  # the finished shards are complete
+        with np.load(tmp_path / "shards" / name) as done, np.load(api_reference / "shards" / name) as ref:
+            for key in ref.files:
+                np.testing.assert_array_equal(done[key], ref[key])
+    model = _model(folder)
+    torch.manual_seed(123)  # the caller's RNG state must not matter (nor be changed)
+    state = torch.get_rng_state()
+    run = _api_run(folder, tmp_path, model)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert (run.shards_skipped, run.shards_written) == ([0, 1], [2, 3, 4])
+    _assert_same_results(tmp_path, api_reference)
+    again = _api_run(folder, tmp_path)  # a finished run is all skipped
+    assert (again.shards_skipped, again.shards_written) == ([0, 1, 2, 3, 4], [])
+    _assert_same_results(tmp_path, api_reference)
+
+
+def test_killed_run_leaves_partial_file_that_resume_ignores(folder: Path, tmp_path: Path, one_thread: None) -> None:
+    cli_reference = tmp_path / "reference"
+    _api_cli_equivalent(folder, cli_reference)
+    out = tmp_path / "killed"
+    env = _env(GRAD_CAM_DATASET_FAIL_AFTER="1", GRAD_CAM_DATASET_FAIL_MODE="kill")
+    result = _run_subprocess([sys.executable, "-m", "pytorch_grad_cam.batch", *_cli_args(folder, out)], env)
+    assert result.returncode == -signal.SIGKILL, result.stdout
+    leftovers = _temporary_files(out)
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".shard-000001.npz.")
+    assert leftovers[0].stat().st_size > 0
+    assert sorted(p.name for p in (out / "shards").glob("*.npz")) == ["shard-000000.npz"]
+    # also damage a finished shard (as a disk fault would) and plant a foreign partial file under a final name
+    finished = out / "shards" / "shard-000000.npz"
+    finished.write_bytes(finished.read_bytes()[:-100])
+    (out / "shards" / "shard-000002.npz").write_bytes(b"PK\x03\x04 not a zip")
+    model = load_demo_model(path=folder / "demo.pt")
+    with pytest.warns(UserWarning, match="damaged"):
+        run = explain_dataset(
+            _dataset(folder), model, [model.features[-1]], out, batch_size=BATCH,
+            metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()},
+            progress=False,
+        )
+    assert (run.shards_skipped, run.shards_written) == ([], [0, 1, 2, 3, 4])
+    _assert_same_results(out, cli_reference)
+
+
+def _api_cli_equivalent(folder: Path, out: Path) -> None:
+    """What the CLI arguments of :func:`_cli_args` do, through the API, in this process."""
+    model = _model(folder)
+    explain_dataset(
+        _dataset(folder), model, [model.features[-1]], out, "gradcam", batch_size=BATCH, num_workers=2,
+        metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()}, progress=False,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ torchrun
+def test_torchrun_two_processes_equal_single_process(folder: Path, tmp_path: Path, one_thread: None) -> None:
+    single = tmp_path / "single"
+    _api_cli_equivalent(folder, single)
+    out = tmp_path / "torchrun"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "pytorch_grad_cam.batch", *_cli_args(folder, out)]
+    result = _run_subprocess(command, _env())
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count(str(out / "index.csv")) == 1  # printed by rank 0 only
+    _assert_same_results(out, single)
+    index = read_index(out)
+    assert index["index"].tolist() == list(range(NUM_IMAGES))  # every image exactly once
+    assert np.isfinite(index["drop_in_confidence"]).all() and len(set(index["target"].tolist())) > 1
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_resume_with_other_settings_is_refused(folder: Path, api_reference: Path, tmp_path: Path) -> None:
+    model = _model(folder)
+    args = (_dataset(folder), model, [model.features[-1]])
+    with pytest.raises(ValueError, match=r"other settings.*batch_size"):
+        explain_dataset(*args, api_reference, batch_size=4, progress=False,
+                        metrics={"random": _random_metric(), "complexity": map_metric(Complexity())})
+    with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
+        explain_dataset(*args, tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="target must be None"):
+        explain_dataset(*args, tmp_path, target="top")
+    with pytest.raises(ValueError, match="map_dtype must be one of"):
+        explain_dataset(*args, tmp_path, map_dtype="float64")
+    with pytest.raises(ValueError, match="metric names must be identifiers"):
+        explain_dataset(*args, tmp_path, metrics={"a b": Complexity()})
+    with pytest.raises(TypeError, match="metrics\\['x'\\] must be callable"):
+        explain_dataset(*args, tmp_path, metrics={"x": 3})
+    with pytest.raises(ValueError, match="unknown method"):
+        explain_dataset(*args, tmp_path, method="gradcan")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        explain_dataset(*args, tmp_path, device="gpu-zero")
+    with pytest.raises(TypeError, match="dataset must be a map-style torch Dataset"):
+        explain_dataset([1, 2], model, [model.features[-1]], tmp_path)
+    with pytest.raises(ValueError, match="target='label' needs dataset items with a label"):
+        explain_dataset(*args, tmp_path / "nolabel", target="label", progress=False)
+    assert not (tmp_path / "manifest.json").exists()
