@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,7 +282,13 @@ def write_comparison(setup: Setup, targets: list | None, args: argparse.Namespac
     axes[0].set_title("input", fontsize=9)
     for axis, name in zip(axes[1:], names):
         start = time.perf_counter()
-        grayscale = run_method(setup, name, targets, args)
+        try:
+            grayscale = run_method(setup, name, targets, args)
+        except (TypeError, ValueError) as error:  # a method that does not apply to this model (LeGrad on a CNN)
+            warnings.warn(f"--compare: {name} skipped: {error}", stacklevel=2)
+            axis.text(0.5, 0.5, "n/a for\nthis model", ha="center", va="center", fontsize=9)
+            axis.set_title(name, fontsize=9)
+            continue
         seconds = time.perf_counter() - start
         axis.imshow(show_cam_on_image(setup.rgb_img, grayscale, use_rgb=True))
         axis.set_title(f"{name} ({seconds:.2f}s)", fontsize=9)

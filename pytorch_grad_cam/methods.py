@@ -34,6 +34,7 @@ METHOD_NAMES: dict[str, str] = {
     "polycam": "PolyCAM",
     "opticam": "OptiCAM",
     "guidedgradcam": "GuidedGradCAM",
+    "legrad": "LeGrad",
 }
 
 

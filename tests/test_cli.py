@@ -1,0 +1,130 @@
+"""cam.py end to end: every method on the offline demo model, and clear errors for bad flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pytorch_grad_cam.cli import main
+from pytorch_grad_cam.methods import METHOD_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cam_py(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cam.py"), *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+    )
+
+
+def check_outputs(out_dir: Path, method: str, size: tuple[int, int]) -> None:
+    for suffix in ("cam", "gb", "cam_gb"):
+        path = out_dir / f"{method}_{suffix}.jpg"
+        assert path.is_file(), f"{path} was not written"
+        image = cv2.imread(str(path))
+        assert image is not None and image.shape[:2] == size
+        assert image.std() > 1.0, f"{path} is uniform"
+
+
+VIT_ONLY = {"legrad"}
+
+
+@pytest.mark.parametrize("method", [name for name in METHOD_NAMES if name not in VIT_ONLY])
+def test_every_method_on_the_demo_model(method: str, tmp_path: Path) -> None:
+    result = run_cam_py("--model", "demo", "--method", method, "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    check_outputs(tmp_path, method, (64, 64))
+
+
+def test_demo_with_flags_in_process(tmp_path: Path) -> None:
+    image_path = tmp_path / "scene.png"
+    from pytorch_grad_cam.demo import demo_image
+
+    image, label, _ = demo_image(seed=3)
+    cv2.imwrite(str(image_path), np.uint8(image[:, :, ::-1] * 255))
+    status = main([
+        "--model", "demo", "--image-path", str(image_path), "--method", "gradcam++", "--aug-smooth",
+        "--eigen-smooth", "--target", str(label), "--target-layer", "features.-1", "--device", "cpu",
+        "--output-dir", str(tmp_path / "out"),
+    ])
+    assert status == 0
+    check_outputs(tmp_path / "out", "gradcam++", (64, 64))
+
+
+def test_vit_only_method_on_a_cnn_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "demo", "--method", "legrad", "--output-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("cam.py: error: ")
+
+
+def test_compare_writes_one_figure(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="--compare: legrad skipped"):
+        assert main(["--model", "demo", "--compare", "--output-dir", str(tmp_path)]) == 0
+    figure = cv2.imread(str(tmp_path / "compare.png"))
+    assert figure is not None and figure.std() > 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "gradcamm"], "unknown method 'gradcamm'; expected one of gradcam, .* Did you mean gradcam"),
+        (["--image-path", "/no/such/file.png"], "--image-path: no such file: /no/such/file.png"),
+        (["--target-layer", "features.99"], "--target-layer: "),
+        (["--target-layer", "featurez"], "--target-layer: .*featurez"),
+        (["--device", "cuda:7"], "--device cuda:7: "),
+        (["--device", "tpu"], "--device"),
+        (["--target", "giraffe"], "--target: unknown class name 'giraffe'"),
+        (["--target", "9"], r"--target: class index must be in \[0, 5\); got 9"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer; got 0"),
+    ],
+)
+def test_bad_flags_exit_non_zero_with_a_message(args: list[str], message: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "demo", "--output-dir", str(tmp_path), *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cam.py: error: ")
+    assert __import__("re").search(message, error), error
+
+
+def test_unreadable_image_and_bad_flag_as_a_subprocess(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    result = run_cam_py("--model", "demo", "--image-path", str(broken), "--output-dir", str(tmp_path))
+    assert result.returncode == 2 and f"cannot read {broken} as an image" in result.stderr
+    result = run_cam_py("--no-such-flag")
+    assert result.returncode == 2 and "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_pretrained_model_offline_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """torchvision's real weight loading path is kept; when it cannot download, the error says what to do."""
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    assert main(["--model", "resnet18", "--output-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "could not load its pretrained weights" in error and "--model demo" in error and "--weights" in error
+
+
+def test_torchvision_model_with_a_weights_file(tmp_path: Path) -> None:
+    import torch
+    from torchvision.models import resnet18
+
+    weights = tmp_path / "resnet18.pt"
+    torch.manual_seed(0)
+    torch.save(resnet18(weights=None).state_dict(), weights)
+    status = main(["--model", "resnet18", "--weights", str(weights), "--method", "eigencam",
+                   "--output-dir", str(tmp_path / "out")])
+    assert status == 0
+    check_outputs(tmp_path / "out", "eigencam", (224, 224))
