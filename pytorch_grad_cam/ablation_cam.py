@@ -127,7 +127,8 @@ class AblationCAM(BaseCAM):
             with progress_bar(batches, self.progress, "AblationCAM") as bar:
                 for image in range(images):
                     one_image = input_tensor[image : image + 1]
-                    carried = self._head(split, one_image, map_tensors(raw, lambda t: t[image : image + 1]), layer_name)
+                    rows = slice(image, image + 1)
+                    carried = self._head(split, one_image, map_tensors(raw, lambda t, rows=rows: t[rows]), layer_name)
                     for start in range(0, len(picks[image]), self.batch_size):
                         chosen = picks[image][start : start + self.batch_size]
                         if carried is not None and check:

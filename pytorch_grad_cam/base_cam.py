@@ -30,17 +30,10 @@ from torch import nn
 
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.image import scale_cam_tensor
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+from pytorch_grad_cam.utils.validation import check_input_tensor, check_targets, default_targets, describe, tensors_in
 
 Target = Callable[[Any], torch.Tensor]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -50,11 +43,13 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
-    for tensor in model.parameters():
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return None
+def model_input(input_tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``input_tensor`` on the model's device and, when floating, in the model's floating dtype (half/bf16
+    models take half/bf16 inputs); a new tensor whenever either changes, never the caller's modified."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if input_tensor.is_floating_point() and dtype is not None:
+        return input_tensor.to(device=model_device(model), dtype=dtype)
+    return input_tensor.to(model_device(model))
 
 
 @contextmanager
@@ -99,17 +94,6 @@ def output_for_image(output: Any, index: int) -> Any:
     if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
         return output[index]
     return map_tensors(output, lambda tensor: tensor[index])
-
-
-def _tensors_in(output: Any) -> Iterator[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, Mapping):
-        for value in output.values():
-            yield from _tensors_in(value)
-    elif isinstance(output, (list, tuple)):
-        for item in output:
-            yield from _tensors_in(item)
 
 
 def _detached(output: Any) -> Any:
@@ -160,27 +144,27 @@ class BaseCAM:
         use_cuda: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
+            raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
         if isinstance(target_layers, nn.Module) and not isinstance(target_layers, nn.ModuleList):
             raise TypeError(
                 "target_layers must be a list of modules, e.g. [model.layer4[-1]]; got a single "
                 f"{type(target_layers).__name__}"
             )
         if not isinstance(target_layers, (list, tuple, nn.ModuleList)):
-            raise TypeError(f"target_layers must be a list of modules; got {_describe(target_layers)}")
+            raise TypeError(f"target_layers must be a list of modules; got {describe(target_layers)}")
         if len(target_layers) == 0:
             raise ValueError("target_layers must name at least one layer; got an empty list")
         submodules = {id(module) for module in model.modules()}
         for index, layer in enumerate(target_layers):
             if not isinstance(layer, nn.Module):
-                raise TypeError(f"target_layers[{index}] must be a torch.nn.Module; got {_describe(layer)}")
+                raise TypeError(f"target_layers[{index}] must be a torch.nn.Module; got {describe(layer)}")
             if id(layer) not in submodules:
                 raise ValueError(
                     f"target_layers[{index}] ({type(layer).__name__}) is not a submodule of the model; pick "
                     "a layer of this model, e.g. model.layer4[-1]"
                 )
         if reshape_transform is not None and not callable(reshape_transform):
-            raise TypeError(f"reshape_transform must be callable or None; got {_describe(reshape_transform)}")
+            raise TypeError(f"reshape_transform must be callable or None; got {describe(reshape_transform)}")
         self.model = model
         self.target_layers = list(target_layers)
         self.reshape_transform = reshape_transform
@@ -306,42 +290,11 @@ class BaseCAM:
 
     # ---------------------------------------------------------------------------------- validation
     def _prepare_input(self, input_tensor: Any) -> torch.Tensor:
-        if not isinstance(input_tensor, torch.Tensor):
-            raise TypeError(f"input_tensor must be a torch.Tensor; got {_describe(input_tensor)}")
-        if input_tensor.ndim not in (4, 5):
-            raise ValueError(
-                "input_tensor must have shape (B, C, H, W) or (B, C, D, H, W); "
-                f"got {tuple(input_tensor.shape)}"
-            )
-        if input_tensor.shape[0] == 0:
-            raise ValueError(f"input_tensor must hold at least one image; got shape {tuple(input_tensor.shape)}")
-        if input_tensor.is_floating_point() and not torch.isfinite(input_tensor).all():
-            raise ValueError("input_tensor contains NaN or inf values")
-        dtype = _model_float_dtype(self.model)
-        if input_tensor.is_floating_point() and dtype is not None:
-            return input_tensor.to(device=self.device, dtype=dtype)
-        return input_tensor.to(self.device)
+        return model_input(check_input_tensor(input_tensor), self.model)
 
     @staticmethod
     def _check_targets(targets: Any, batch_size: int) -> list[Target] | None:
-        if targets is None:
-            return None
-        if not isinstance(targets, (list, tuple)):
-            raise TypeError(
-                "targets must be a list of callables (one per image), e.g. [ClassifierOutputTarget(281)], "
-                f"or None; got {_describe(targets)}"
-            )
-        for index, target in enumerate(targets):
-            if not callable(target):
-                raise TypeError(
-                    f"targets[{index}] must be callable, e.g. ClassifierOutputTarget(281); got {_describe(target)}"
-                )
-        if len(targets) != batch_size:
-            raise ValueError(
-                f"targets must have one entry per image: input_tensor holds {batch_size} image(s), "
-                f"got {len(targets)} target(s)"
-            )
-        return list(targets)
+        return check_targets(targets, batch_size)
 
     def _eval_mode(self) -> AbstractContextManager[None]:
         """Put the model in eval mode for the call and restore every module's ``training`` flag after."""
@@ -353,19 +306,14 @@ class BaseCAM:
         return tuple(reversed(input_tensor.shape[2:]))
 
     def _default_targets(self, outputs: Any, batch_size: int) -> list[Target]:
-        scores = outputs["logits"] if isinstance(outputs, Mapping) and "logits" in outputs else outputs
-        if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != batch_size:
-            message = (
-                "targets=None explains the top class of a (B, num_classes) classification output, but the "
-                f"model returned {_describe(outputs)}; pass targets explicitly, e.g. "
-                "[SemanticSegmentationTarget(category, mask)]"
-            )
-            if not self.uses_gradients:
-                # Gradient-free methods such as EigenCAM never look at the targets (the reference lets
-                # them run on detector outputs with targets=None); a method that does gets the error.
-                return [_UnavailableTarget(message)] * batch_size
-            raise ValueError(message)
-        return [ClassifierOutputTarget(int(category)) for category in scores.argmax(dim=-1).tolist()]
+        try:
+            return default_targets(outputs, batch_size)
+        except ValueError as error:
+            if self.uses_gradients:
+                raise
+            # Gradient-free methods such as EigenCAM never look at the targets (the reference lets them run
+            # on detector outputs with targets=None); a method that does gets the error.
+            return [_UnavailableTarget(str(error))] * batch_size
 
     def _target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
@@ -373,7 +321,7 @@ class BaseCAM:
         for index, target in enumerate(targets):
             score = target(output_for_image(outputs, index))
             if not isinstance(score, torch.Tensor):
-                raise TypeError(f"targets[{index}] must return a torch.Tensor; got {_describe(score)}")
+                raise TypeError(f"targets[{index}] must return a torch.Tensor; got {describe(score)}")
             score = score.sum()
             total = score if total is None else total + score
         assert total is not None  # targets is never empty: it has one entry per image
@@ -388,7 +336,7 @@ class BaseCAM:
         with torch.set_grad_enabled(needs_graph):
             outputs = self.activations_and_grads(input_tensor)
         self.outputs = _detached(outputs)
-        if any(not torch.isfinite(t).all() for t in _tensors_in(outputs) if t.is_floating_point()):
+        if any(not torch.isfinite(t).all() for t in tensors_in(outputs) if t.is_floating_point()):
             raise ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
         if targets is None:
             targets = self._default_targets(outputs, input_tensor.shape[0])
@@ -449,3 +397,38 @@ class BaseCAM:
             cam = self._forward(transform.augment_image(input_tensor), targets, eigen_smooth)
             cams.append(transform.deaugment_mask(cam[:, None])[:, 0])
         return torch.stack(cams).mean(dim=0)
+
+
+class CAMWrapper:
+    """The shell of a method that delegates the work to an inner CAM object ``base_cam`` (FinerCAM, RefineCAM,
+    NoiseTunnel): ``outputs``, ``release()`` and ``with`` support, all forwarded to it."""
+
+    base_cam: BaseCAM
+
+    @staticmethod
+    def build_base(
+        base_method: Any,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None,
+        **kwargs: Any,
+    ) -> BaseCAM:
+        """``base_method(model, target_layers, reshape_transform, **kwargs)``, checking it is a CAM class."""
+        if not (isinstance(base_method, type) and issubclass(base_method, BaseCAM)):
+            raise TypeError(f"base_method must be a BaseCAM subclass such as GradCAM; got {base_method!r}")
+        return base_method(model, target_layers, reshape_transform, **kwargs)
+
+    @property
+    def outputs(self) -> Any:
+        """The model output of the last call, detached."""
+        return self.base_cam.outputs
+
+    def release(self) -> None:
+        """Remove every hook of the inner CAM (idempotent)."""
+        self.base_cam.release()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.base_cam import BaseCAM, CAMWrapper, Target
 from pytorch_grad_cam.grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
 
@@ -24,7 +24,7 @@ def _check_index(value: Any, name: str) -> int:
     return int(value)
 
 
-class FinerCAM:
+class FinerCAM(CAMWrapper):
     """Finer-CAM — Zhang et al. 2025, https://arxiv.org/abs/2501.11309
 
     Explains what sets the target class apart from the classes the model finds most similar to it. The
@@ -52,9 +52,7 @@ class FinerCAM:
         base_method: type[BaseCAM] = GradCAM,
         **kwargs: Any,
     ) -> None:
-        if not (isinstance(base_method, type) and issubclass(base_method, BaseCAM)):
-            raise TypeError(f"base_method must be a BaseCAM subclass such as GradCAM; got {base_method!r}")
-        self.base_cam = base_method(model, target_layers, reshape_transform, **kwargs)
+        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
 
     @property
     def compute_input_gradient(self) -> bool:
@@ -64,10 +62,6 @@ class FinerCAM:
     def uses_gradients(self) -> bool:
         return self.base_cam.uses_gradients
 
-    @property
-    def outputs(self) -> Any:
-        """The model output of the last call, detached."""
-        return self.base_cam.outputs
 
     def __call__(
         self,
@@ -173,12 +167,3 @@ class FinerCAM:
 
         return target
 
-    def release(self) -> None:
-        """Remove every hook of the base method (idempotent)."""
-        self.base_cam.release()
-
-    def __enter__(self) -> FinerCAM:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, _describe, _detached
+from pytorch_grad_cam.base_cam import BaseCAM, Target, _detached
 from pytorch_grad_cam.utils.image import resize_cam_tensor, scale_cam_tensor
 from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+from pytorch_grad_cam.utils.validation import describe
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -52,13 +53,13 @@ class FullGrad(BaseCAM):
         **kwargs: Any,
     ) -> None:
         if not isinstance(target_layers, (list, tuple, nn.ModuleList)):
-            raise TypeError(f"target_layers must be a list (ignored by FullGrad); got {_describe(target_layers)}")
+            raise TypeError(f"target_layers must be a list (ignored by FullGrad); got {describe(target_layers)}")
         if len(target_layers) > 0:
             warnings.warn(
                 "target_layers is ignored by FullGrad: every layer with a bias is used", UserWarning, stacklevel=2
             )
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
+            raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
         layers = _bias_layers(model)
         if not layers:
             raise ValueError(

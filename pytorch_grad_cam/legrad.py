@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, _describe, output_for_image
+from pytorch_grad_cam.base_cam import BaseCAM, Target, output_for_image
+from pytorch_grad_cam.utils.validation import describe
 
 Head = Callable[[torch.Tensor], Any]
 
@@ -122,7 +123,7 @@ class LeGrad(BaseCAM):
                 "pytorch_grad_cam.utils.reshape_transforms.vit_reshape_transform; got None"
             )
         if head is not None and not callable(head):
-            raise TypeError(f"head must be callable (tokens → model output) or None; got {_describe(head)}")
+            raise TypeError(f"head must be callable (tokens → model output) or None; got {describe(head)}")
         self.head = head if head is not None else default_head(model)
 
     def get_cam_image(

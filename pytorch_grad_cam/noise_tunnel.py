@@ -7,15 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, _describe, eval_mode
+from pytorch_grad_cam.base_cam import BaseCAM, CAMWrapper, Target, eval_mode
 from pytorch_grad_cam.smooth_grad_cam_plusplus import check_noise_level, noise_scale
 from pytorch_grad_cam.utils.image import scale_cam_tensor
 from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
+from pytorch_grad_cam.utils.validation import describe
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
-class NoiseTunnel:
+class NoiseTunnel(CAMWrapper):
     """A CAM method's maps averaged over noisy copies of the input.
 
     With ``x_i = x + ε_i``, ``ε_i ~ N(0, σ²)``, ``σ = noise_level · (max x − min x)`` per image, and ``m_i`` the
@@ -49,10 +50,10 @@ class NoiseTunnel:
         progress: bool = True,
     ) -> None:
         if not isinstance(cam, BaseCAM):
-            raise TypeError(f"cam must be a CAM object of pytorch_grad_cam (a BaseCAM); got {_describe(cam)}")
+            raise TypeError(f"cam must be a CAM object of pytorch_grad_cam (a BaseCAM); got {describe(cam)}")
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type must be one of {', '.join(map(repr, NT_TYPES))}; got {nt_type!r}")
-        self.cam = cam
+        self.base_cam = cam
         self.nt_type = nt_type
         self.num_samples = check_batch_size(num_samples, "num_samples")
         self.noise_level = check_noise_level(noise_level)
@@ -76,7 +77,7 @@ class NoiseTunnel:
         eigen_smooth: bool = False,
     ) -> torch.Tensor:
         """Same as calling the object, but returns a float32 tensor on the model's device."""
-        cam = self.cam
+        cam = self.base_cam
         clean = cam._prepare_input(input_tensor)
         fixed = cam._check_targets(targets, clean.shape[0])
         if fixed is None:
@@ -100,12 +101,3 @@ class NoiseTunnel:
             result = (mean_of_squares - mean**2).clamp_min(0)
         return scale_cam_tensor(result)
 
-    def release(self) -> None:
-        """Release the wrapped method's hooks (idempotent)."""
-        self.cam.release()
-
-    def __enter__(self) -> NoiseTunnel:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()

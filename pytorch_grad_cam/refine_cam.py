@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.base_cam import BaseCAM, CAMWrapper, Target
 from pytorch_grad_cam.grad_cam_plusplus import GradCAMPlusPlus
 from pytorch_grad_cam.utils.image import scale_cam_tensor
 
 
-class RefineCAM:
+class RefineCAM(CAMWrapper):
     """RefineCAM — hierarchical refinement of a CAM across layers, https://arxiv.org/abs/2605.14641
 
     The base method's map of every target layer is computed (one forward and one backward for all of
@@ -41,9 +41,7 @@ class RefineCAM:
         base_method: type[BaseCAM] = GradCAMPlusPlus,
         **kwargs: Any,
     ) -> None:
-        if not (isinstance(base_method, type) and issubclass(base_method, BaseCAM)):
-            raise TypeError(f"base_method must be a BaseCAM subclass such as GradCAMPlusPlus; got {base_method!r}")
-        self.base_cam = base_method(model, target_layers, reshape_transform, **kwargs)
+        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
         # The base method does everything but combine the layers: the product replaces its mean.
         self.base_cam.aggregate_multi_layers = self.aggregate_multi_layers  # type: ignore[method-assign]
 
@@ -53,10 +51,6 @@ class RefineCAM:
         per_layer = torch.stack([scale_cam_tensor(cam[:, 0].clamp_min(0)) for cam in cam_per_target_layer])
         return scale_cam_tensor(per_layer.prod(dim=0))
 
-    @property
-    def outputs(self) -> Any:
-        """The model output of the last call, detached."""
-        return self.base_cam.outputs
 
     def __call__(
         self,
@@ -91,12 +85,3 @@ class RefineCAM:
         """Same as calling the object, but returns a float32 tensor on the model's device."""
         return self.base_cam.compute(input_tensor, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
 
-    def release(self) -> None:
-        """Remove every hook of the base method (idempotent)."""
-        self.base_cam.release()
-
-    def __enter__(self) -> RefineCAM:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()

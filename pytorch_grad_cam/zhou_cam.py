@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, _describe
+from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.utils.validation import describe
 
 
 class CAM(BaseCAM):
@@ -57,7 +58,7 @@ class CAM(BaseCAM):
                 )
             fc_layer = linears[-1]
         elif not isinstance(fc_layer, nn.Linear):
-            raise TypeError(f"fc_layer must be a torch.nn.Linear; got {_describe(fc_layer)}")
+            raise TypeError(f"fc_layer must be a torch.nn.Linear; got {describe(fc_layer)}")
         elif all(module is not fc_layer for module in model.modules()):
             raise ValueError("fc_layer is not a submodule of the model; pass the model's own classifier layer")
         self.fc_layer = fc_layer
@@ -93,7 +94,7 @@ class CAM(BaseCAM):
         if not isinstance(outputs, torch.Tensor) or outputs.shape != (activations.shape[0], weight.shape[0]):
             raise ValueError(
                 f"CAM needs a classifier returning (B, {weight.shape[0]}) scores from fc_layer; the model "
-                f"returned {_describe(outputs)}; use GradCAM instead"
+                f"returned {describe(outputs)}; use GradCAM instead"
             )
         pooled = activations.flatten(2).mean(dim=2)
         bias = self.fc_layer.bias

@@ -90,8 +90,19 @@ def test_three_dimensional_input(model) -> None:
 
 def test_numpy_input(model) -> None:
     cam = pgc.GradCAM(model, [model[6]])
-    with raises(model, TypeError, "input_tensor must be a torch.Tensor; got numpy.ndarray"):
+    message = (
+        "input_tensor must be a torch.Tensor of shape (B, C, H, W) or (B, C, D, H, W); "
+        "got a numpy.ndarray of shape (2, 3, 16, 16)"
+    )
+    with raises(model, TypeError, message):
         cam(np.zeros((2, 3, 16, 16), dtype=np.float32), TARGETS)
+
+
+def test_integer_image_input(model) -> None:
+    cam = pgc.GradCAM(model, [model[6]])
+    message = "input_tensor must be a floating-point (normalised) image batch; got dtype torch.uint8"
+    with raises(model, TypeError, message):
+        cam(torch.zeros((2, 3, 16, 16), dtype=torch.uint8), TARGETS)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
@@ -315,7 +326,7 @@ def test_targets_none_on_segmentation_output() -> None:
     cam = pgc.GradCAM(net, [net.conv])
     message = (
         "targets=None explains the top class of a (B, num_classes) classification output, but the model "
-        "returned a tensor of shape (2, 2, 8, 8); pass targets explicitly"
+        "returned a tensor of shape (2, 2, 8, 8) (torch.float32); pass targets explicitly"
     )
     with raises(net, ValueError, message):
         cam(torch.randn(2, 3, 8, 8))

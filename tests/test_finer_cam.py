@@ -124,7 +124,7 @@ def test_bad_input(tiny_cnn, golden_input):
         finer(golden_input, [ClassifierOutputTarget(1)])
     with pytest.raises(ValueError, match=r"input_tensor must have shape \(B, C, H, W\)"):
         finer(golden_input[0])
-    with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor; got list"):
+    with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor of shape \(B, C, H, W\) .*; got list"):
         finer([1, 2])
     with pytest.raises(TypeError, match=r"base_method must be a BaseCAM subclass such as GradCAM; got 'GradCAM'"):
         FinerCAM(tiny_cnn, [tiny_cnn[6]], base_method="GradCAM")

@@ -34,6 +34,7 @@ from pytorch_grad_cam.base_cam import BaseCAM, eval_mode, model_device
 from pytorch_grad_cam.batch import storage
 from pytorch_grad_cam.methods import get_method
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.validation import describe
 
 __all__ = [
     "BatchMetric",
@@ -54,12 +55,6 @@ _MAP_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
 class InjectedFault(RuntimeError):
     """Raised by the fault-injection test hook in the middle of writing a shard."""
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}" if isinstance(value, (int, float, str)) else type(value).__name__
 
 
 # ------------------------------------------------------------------------------------------------- metrics
@@ -96,7 +91,7 @@ class BatchMetric:
 
     def __init__(self, function: Callable[[ExplainedBatch], Any]) -> None:
         if not callable(function):
-            raise TypeError(f"function must be callable; got {_describe(function)}")
+            raise TypeError(f"function must be callable; got {describe(function)}")
         self.function = function
 
     def __call__(self, batch: ExplainedBatch) -> Any:
@@ -246,17 +241,17 @@ def _unpack(batch: Any, size: int, shard: int) -> _Batch:
     else:
         raise TypeError(
             "dataset items must be an image tensor, a tuple (image, label[, mask]) or a mapping with an 'image' "
-            f"entry; batch {shard} collated to {_describe(batch)}"
+            f"entry; batch {shard} collated to {describe(batch)}"
         )
     if not isinstance(images, torch.Tensor) or images.ndim not in (4, 5) or images.shape[0] != size:
         raise ValueError(
             f"the images of batch {shard} must collate to a tensor of shape ({size}, C, H, W); got "
-            f"{_describe(images)}"
+            f"{describe(images)}"
         )
     if labels is not None:
         labels = torch.as_tensor(labels).reshape(-1)
         if labels.shape[0] != size or labels.is_floating_point():
-            raise ValueError(f"dataset labels must be one integer per image; batch {shard} gave {_describe(labels)}")
+            raise ValueError(f"dataset labels must be one integer per image; batch {shard} gave {describe(labels)}")
     return _Batch(images, labels, ids, fields)
 
 
@@ -295,12 +290,12 @@ def _check_arguments(batch_size: Any, num_workers: Any, map_dtype: Any, target: 
     if not (target is None or target == "label" or (isinstance(target, int) and not isinstance(target, bool))):
         raise ValueError(f"target must be None (the top class), 'label' or a class index; got {target!r}")
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"metrics must be a mapping of name → metric; got {_describe(metrics)}")
+        raise TypeError(f"metrics must be a mapping of name → metric; got {describe(metrics)}")
     for name, metric in metrics.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"metric names must be identifiers (they become column names); got {name!r}")
         if not callable(metric):
-            raise TypeError(f"metrics[{name!r}] must be callable; got {_describe(metric)}")
+            raise TypeError(f"metrics[{name!r}] must be callable; got {describe(metric)}")
 
 
 def _fault_hook(fail_after_shards: int | None) -> tuple[int | None, str]:
@@ -392,12 +387,12 @@ def explain_dataset(
         collate_fn = collate_fn or loader.collate_fn
     if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
         raise TypeError(f"dataset must be a map-style torch Dataset (with __len__) or a DataLoader; "
-                        f"got {_describe(dataset)}")
+                        f"got {describe(dataset)}")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
+        raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
     cam_class = get_method(method) if isinstance(method, str) else method
     if not (isinstance(cam_class, type) and issubclass(cam_class, BaseCAM)):
-        raise TypeError(f"method must be a method name or a BaseCAM subclass; got {_describe(method)}")
+        raise TypeError(f"method must be a method name or a BaseCAM subclass; got {describe(method)}")
     _check_arguments(batch_size, num_workers, map_dtype, target, {} if metrics is None else metrics)
     metrics = dict(metrics or {})
     fail_after, fail_mode = _fault_hook(fail_after_shards)
@@ -510,7 +505,7 @@ def _explain_batch(
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != inputs.shape[0]:
             raise ValueError(
                 f"the dataset pipeline explains classifiers with a (B, num_classes) output; the model returned "
-                f"{_describe(logits)}"
+                f"{describe(logits)}"
             )
         if target is None:
             classes = logits.argmax(dim=1).tolist()

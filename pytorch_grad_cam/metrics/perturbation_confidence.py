@@ -22,15 +22,23 @@ imputes the relevant side like a numeric percentile does (the reference imputed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import eval_mode, model_device, output_for_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.base_cam import eval_mode, model_input, output_for_image
+from pytorch_grad_cam.utils.validation import (
+    check_input_tensor as check_input,
+)
+from pytorch_grad_cam.utils.validation import (
+    check_positive_int,
+    check_targets,
+    default_targets,
+    describe,
+)
 
 Target = Callable[[Any], torch.Tensor]
 Perturbation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,37 +52,11 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- shared helpers
-def describe(value: Any) -> str:
-    """A short description of ``value`` for error messages."""
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)} ({value.dtype})"
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} ({value.dtype})"
-    return f"{type(value).__name__} {value!r}" if isinstance(value, (int, float, str)) else type(value).__name__
-
-
 def check_model(model: Any) -> nn.Module:
     """Raise ``TypeError`` unless ``model`` is a ``torch.nn.Module``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
     return model
-
-
-def check_input(input_tensor: Any, ndims: tuple[int, ...] = (4,)) -> torch.Tensor:
-    """Raise unless ``input_tensor`` is a finite floating-point tensor with one of ``ndims`` dimensions."""
-    shapes = {4: "(B, C, H, W)", 5: "(B, C, D, H, W)"}
-    expected = " or ".join(shapes[n] for n in ndims)
-    if not isinstance(input_tensor, torch.Tensor):
-        raise TypeError(f"input_tensor must be a torch.Tensor of shape {expected}; got {describe(input_tensor)}")
-    if input_tensor.ndim not in ndims:
-        raise ValueError(f"input_tensor must have shape {expected}; got {tuple(input_tensor.shape)}")
-    if input_tensor.shape[0] == 0:
-        raise ValueError(f"input_tensor must hold at least one image; got shape {tuple(input_tensor.shape)}")
-    if not input_tensor.is_floating_point():
-        raise TypeError(f"input_tensor must be a floating-point tensor; got dtype {input_tensor.dtype}")
-    if not torch.isfinite(input_tensor).all():
-        raise ValueError("input_tensor contains NaN or inf values")
-    return input_tensor
 
 
 def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> torch.Tensor:
@@ -99,54 +81,9 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
     return cams
 
 
-def check_targets(targets: Any, batch_size: int) -> list[Target] | None:
-    """Raise unless ``targets`` is ``None`` or a list of ``batch_size`` callables."""
-    if targets is None:
-        return None
-    if not isinstance(targets, (list, tuple)):
-        raise TypeError(
-            "targets must be a list of callables (one per image), e.g. [ClassifierOutputTarget(281)], or None; "
-            f"got {describe(targets)}"
-        )
-    for index, target in enumerate(targets):
-        if not callable(target):
-            raise TypeError(
-                f"targets[{index}] must be callable, e.g. ClassifierOutputTarget(281); got {describe(target)}"
-            )
-    if len(targets) != batch_size:
-        raise ValueError(
-            f"targets must have one entry per image: input_tensor holds {batch_size} image(s), got {len(targets)} "
-            "target(s)"
-        )
-    return list(targets)
-
-
 def check_batch_size(batch_size: Any) -> int | None:
-    """Raise unless ``batch_size`` is ``None`` or a positive integer."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be a positive integer or None; got {describe(batch_size)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size}")
-    return int(batch_size)
-
-
-def model_input(input_tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """``input_tensor`` on the model's device and in its floating-point dtype (a copy when either changes)."""
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), input_tensor.dtype)
-    return input_tensor.to(device=model_device(model), dtype=dtype)
-
-
-def default_targets(outputs: Any) -> list[Target]:
-    """One :class:`ClassifierOutputTarget` on the top class of each image of a ``(B, classes)`` output."""
-    scores = outputs["logits"] if isinstance(outputs, Mapping) and "logits" in outputs else outputs
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
-        raise ValueError(
-            "targets=None scores the top class of a (B, num_classes) classification output, but the model "
-            f"returned {describe(outputs)}; pass targets explicitly"
-        )
-    return [ClassifierOutputTarget(int(c)) for c in scores.argmax(dim=-1).tolist()]
+    """``batch_size`` as a positive int, or ``None`` (the whole batch at once)."""
+    return check_positive_int(batch_size, "batch_size", allow_none=True)
 
 
 def target_scores(targets: Sequence[Target], outputs: Any, first_index: int = 0) -> torch.Tensor:

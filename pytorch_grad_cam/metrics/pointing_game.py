@@ -25,13 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pytorch_grad_cam.utils.validation import describe
+
 __all__ = ["energy_pointing_game", "pointing_game"]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return f"{type(value).__name__} of shape {tuple(value.shape)} ({value.dtype})"
-    return type(value).__name__
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
@@ -39,7 +35,7 @@ def _as_tensor(value: Any, name: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, torch.Tensor):
         return value.detach()
-    raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {_describe(value)}")
+    raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(value)}")
 
 
 def _check(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +99,7 @@ def pointing_game(
         ``np.ndarray`` of bool, ``(B,)``.
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)):
-        raise TypeError(f"tolerance must be a non-negative number of pixels; got {_describe(tolerance)}")
+        raise TypeError(f"tolerance must be a non-negative number of pixels; got {describe(tolerance)}")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise ValueError(f"tolerance must be a non-negative number of pixels; got {tolerance}")
     cam_tensor, mask_tensor = _check(cams, masks)

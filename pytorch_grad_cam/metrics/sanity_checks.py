@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import Target, _describe, eval_mode
+from pytorch_grad_cam.base_cam import Target, eval_mode
 from pytorch_grad_cam.utils.image import scale_cam_tensor
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.perturbation import progress_bar
+from pytorch_grad_cam.utils.validation import describe
 
 __all__ = ["RandomizationResult", "model_randomization_check", "spearman_correlation", "ssim"]
 
@@ -48,7 +49,7 @@ def _maps(value: Any, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.ascontiguousarray(value))
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {_describe(value)}")
+        raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(value)}")
     if value.ndim != 3:
         raise ValueError(f"{name} must have shape (B, H, W); got {tuple(value.shape)}")
     if value.dtype == torch.bool or value.is_complex():
@@ -217,26 +218,26 @@ def model_randomization_check(
         A :class:`RandomizationResult` (``verdict``, ``spearman``, ``ssim``, ``layers``; ``print`` it for a table).
     """
     if not callable(explainer):
-        raise TypeError(f"explainer must be callable as explainer(input_tensor, targets); got {_describe(explainer)}")
+        raise TypeError(f"explainer must be callable as explainer(input_tensor, targets); got {describe(explainer)}")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {_describe(model)}")
+        raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
     if not isinstance(input_tensor, torch.Tensor):
-        raise TypeError(f"input_tensor must be a torch.Tensor; got {_describe(input_tensor)}")
+        raise TypeError(f"input_tensor must be a torch.Tensor; got {describe(input_tensor)}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number; got {_describe(threshold)}")
+        raise TypeError(f"threshold must be a number; got {describe(threshold)}")
     names = {id(module): name or "<model>" for name, module in model.named_modules()}
     if layers is None:
         chosen = _parameter_layers(model)
     else:
         if isinstance(layers, nn.Module) or not isinstance(layers, (list, tuple)):
-            raise TypeError(f"layers must be a list of modules of the model or None; got {_describe(layers)}")
+            raise TypeError(f"layers must be a list of modules of the model or None; got {describe(layers)}")
         for index, layer in enumerate(layers):
             if not isinstance(layer, nn.Module) or id(layer) not in names:
-                raise ValueError(f"layers[{index}] must be a submodule of the model; got {_describe(layer)}")
+                raise ValueError(f"layers[{index}] must be a submodule of the model; got {describe(layer)}")
         chosen = [(names[id(layer)], layer) for layer in layers]
     chosen = [(name, layer) for name, layer in chosen if any(True for _ in layer.parameters(False))]
     if not chosen:

@@ -6,8 +6,7 @@ Private to the package: the public faces are the methods' constructor keywords.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -15,6 +14,7 @@ import tqdm
 from torch import fx, nn
 
 from pytorch_grad_cam.base_cam import output_for_image
+from pytorch_grad_cam.utils.validation import check_positive_int, tensors_in
 
 
 class ActivationShapeError(ValueError):
@@ -22,18 +22,8 @@ class ActivationShapeError(ValueError):
 
 
 def check_batch_size(value: Any, name: str = "batch_size") -> int:
-    """``value`` as a positive ``int``.
-
-    Raises:
-        TypeError: for anything that is not an integer (``bool`` included).
-        ValueError: for an integer ``<= 0``.
-    """
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be a positive int; got {type(value).__name__} {value!r}")
-    value = operator.index(value)
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int; got {value}")
-    return value
+    """``value`` as a positive ``int`` (``TypeError`` / ``ValueError`` otherwise)."""
+    return check_positive_int(value, name)
 
 
 class BatchSize:
@@ -77,20 +67,9 @@ def target_scores(target: Callable[[Any], torch.Tensor], outputs: Any, count: in
     return torch.stack(scores)
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _tensors(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-
-
 def shapes(value: Any) -> list[tuple[int, ...]]:
     """The shapes of every tensor inside ``value`` (a tensor, mapping or sequence), in order."""
-    return [tuple(tensor.shape) for tensor in _tensors(value)]
+    return [tuple(tensor.shape) for tensor in tensors_in(value)]
 
 
 def check_same_layout(expected: Any, received: Any, what: str) -> None:
