@@ -146,3 +146,24 @@ def test_bad_maps():
         ssim(np.zeros((4, 4)), np.zeros((4, 4)))
     with pytest.raises(TypeError, match=r"b must be a numpy array or a torch\.Tensor of shape \(B, H, W\); got list"):
         ssim(np.zeros((1, 4, 4)), [[0.0]])
+
+
+def test_a_named_block_is_randomised_whole_and_a_parameterless_layer_is_an_error() -> None:
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    ).eval()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    x = torch.randn(2, 3, 8, 8)
+    seen: list[torch.Tensor] = []
+
+    def explainer(inputs: torch.Tensor, targets) -> torch.Tensor:
+        seen.append(model[0][0].weight.detach().clone())
+        return inputs.abs().sum(dim=1)
+
+    result = model_randomization_check(explainer, model, x, layers=[model[0]], progress=False)
+    assert result.layers == ["0"]
+    assert not torch.equal(seen[0], seen[1])  # the conv inside the block was randomised
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+    with pytest.raises(ValueError, match=r"layers\[0\] \(1\) has no parameters to randomise"):
+        model_randomization_check(explainer, model, x, layers=[model[1]], progress=False)

@@ -173,10 +173,10 @@ def _parameter_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return owning[::-1]
 
 
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    """Re-draw every parameter of ``module`` from ``N(0, s²)``, ``s`` the parameter's own spread (or the
-    layer's largest parameter's spread for a constant one, e.g. a zero bias)."""
-    parameters = list(module.parameters(recurse=False))
+def _randomize(module: nn.Module, generator: torch.Generator, recurse: bool) -> None:
+    """Re-draw every parameter of ``module`` (and of its children with ``recurse``) from ``N(0, s²)``, ``s`` the
+    parameter's own spread (or the layer's largest parameter's spread for a constant one, e.g. a zero bias)."""
+    parameters = list(module.parameters(recurse=recurse))
     spreads = [float(p.detach().float().std()) if p.numel() > 1 else float(p.detach().abs().max()) for p in parameters]
     fallback = next((s for s in sorted(spreads, reverse=True) if s > 0), 1.0)
     with torch.no_grad():
@@ -239,7 +239,12 @@ def model_randomization_check(
             if not isinstance(layer, nn.Module) or id(layer) not in names:
                 raise ValueError(f"layers[{index}] must be a submodule of the model; got {describe(layer)}")
         chosen = [(names[id(layer)], layer) for layer in layers]
-    chosen = [(name, layer) for name, layer in chosen if any(True for _ in layer.parameters(False))]
+        for index, (name, layer) in enumerate(chosen):
+            if not any(True for _ in layer.parameters()):
+                raise ValueError(f"layers[{index}] ({name}) has no parameters to randomise")
+    # A layer the user names is randomised whole (a block with its children); the default list holds the
+    # modules that own parameters directly, each randomised alone.
+    recurse = layers is not None
     if not chosen:
         raise ValueError("the model has no parameters to randomise (layers must own parameters)")
     if targets is None:
@@ -252,7 +257,7 @@ def model_randomization_check(
         maps = explainer(input_tensor, targets)
         return scale_cam_tensor(_maps(maps, "the explainer's maps").float())
 
-    saved = {id(p): (p, p.detach().clone()) for _, layer in chosen for p in layer.parameters(False)}
+    saved = {id(p): (p, p.detach().clone()) for _, layer in chosen for p in layer.parameters(recurse)}
     generator = torch.Generator().manual_seed(seed)
     original = explain()
     rhos, structures = [], []
@@ -261,7 +266,7 @@ def model_randomization_check(
             for _, layer in chosen:
                 if mode == "independent":
                     _restore(saved)
-                _randomize(layer, generator)
+                _randomize(layer, generator, recurse)
                 randomized = explain()
                 rhos.append(spearman_correlation(original, randomized))
                 structures.append(ssim(original, randomized))

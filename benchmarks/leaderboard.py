@@ -1,0 +1,581 @@
+"""Leaderboard: every CAM method on held-out demo scenes, scored against the ground truth and by perturbation.
+
+For each CAM method of :data:`pytorch_grad_cam.methods.METHOD_NAMES` that applies to the shipped demo CNN (the
+ViT-only ones are skipped, and the output says so), the maps of ``N`` held-out benchmark scenes (the object's
+true class as the target, ``ClassifierOutputTarget(label)``) are scored with
+
+* **pointing game** (↑): the share of maps whose maximum lies on the object's mask (``--tolerance`` pixels);
+* **energy pointing game** (↑): the mean share of the map's energy inside the mask;
+* **deletion AUC** (↓) / **insertion AUC** (↑) (RISE): the true class's softmax probability as the most salient
+  pixels are deleted (set to 0, the dataset mean after normalisation) / inserted into a blurred copy;
+* **ROAD combined** (↑): ``mean_p (LeRF_p - MoRF_p) / 2`` over ``--road-percentiles`` with noisy linear
+  imputation, scored on the true class's softmax probability (``ClassifierOutputSoftmaxTarget``);
+* **seconds per image**: the wall time of the method's call on all ``N`` scenes (one batch) divided by ``N``,
+  measured in the same run (a warm-up pass runs first; on a shared machine the figures are noisy).
+
+It writes a Markdown table (sorted by pointing game, then energy pointing game) with the date, the machine and
+``N``, and a figure: the CAMs of a few scenes over the images, the object's mask as a white contour.
+
+    python benchmarks/leaderboard.py                                   # the default run, < 10 min on 2 cores
+    python benchmarks/leaderboard.py --n 8 --methods gradcam,randomcam # a quick look
+
+``torch.manual_seed(--torch-seed)`` is called before each method and before each of its metrics, so every
+row is repeatable on its own (RandomCAM's weights, ROAD's imputation noise, SS-CAM's mask noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pytorch_grad_cam import FinerCAM
+from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_model, normalize
+from pytorch_grad_cam.demo.train import HELDOUT_SEED
+from pytorch_grad_cam.methods import METHOD_NAMES, get_method
+from pytorch_grad_cam.metrics import DeletionAUC, InsertionAUC, ROADCombined, energy_pointing_game, pointing_game
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Methods that need a Vision Transformer (attention blocks, tokens) and so cannot run on the demo CNN.
+VIT_ONLY: dict[str, str] = {"legrad": "ViT-only: needs attention blocks and a token reshape_transform"}
+#: The baseline every method must beat.
+BASELINE = "randomcam"
+#: Images per forward pass of the perturbation methods (ScoreCAM family, AblationCAM, GroupCAM) and metrics.
+DEFAULT_BATCH_SIZE = 64
+#: Constructor arguments of the methods, beyond ``model`` / ``target_layers`` (their library defaults
+#: otherwise). Listed in the Markdown output.
+METHOD_KWARGS: dict[str, dict[str, Any]] = {
+    "sscam": {"num_samples": 35, "std": 2.0},
+    "iscam": {"num_samples": 10},
+    "opticam": {"iterations": 50, "learning_rate": 0.1},
+    "smoothgradcam++": {"num_samples": 8, "noise_level": 0.15},
+    "groupcam": {"groups": 32},
+}
+#: Per-image CAM targets of methods that explain something other than the plain logit of the true class
+#: (the metrics always score the true class). FinerCAM given a ClassifierOutputTarget would be GradCAM.
+METHOD_TARGETS: dict[str, Callable[[int], Any]] = {
+    "finercam": lambda label: FinerCAM.similar_classes_target(alpha=1, target_idx=label),
+}
+#: Facts about the methods on this model, printed under the table.
+REMARKS: tuple[str, ...] = (
+    "With a global-average-pooling + linear head after the target layer the gradients are constant over space "
+    "and the logit is linear in the activations, so `gradcam`, `hirescam`, `xgradcam`, `cam` and `shapleycam` "
+    "give the same map up to scale, as do `layercam` and `gradcamelementwise` (activations are non-negative), "
+    "and `polycam` with one target layer is `scorecam`.",
+    "`eigencam` / `eigengradcam` keep the reference's arbitrary SVD sign (`sign_correction=False`); `segeigencam` "
+    "corrects it.",
+    "`finercam` explains `FinerCAM.similar_classes_target(alpha=1, target_idx=label)` (the true class against "
+    "the classes ranked 1–3 closest to it); `fullgrad` ignores the target layer (all biases are used).",
+)
+DEFAULT_N = 50
+DEFAULT_ROAD_PERCENTILES: tuple[float, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+DEFAULT_STEPS = 50
+DEFAULT_FIGURE_IMAGES = 4
+#: The table's columns, in order: (header, attribute of :class:`MethodResult`, format).
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("pointing game ↑", "pointing_game", "{:.3f}"),
+    ("energy pointing game ↑", "energy_pointing_game", "{:.3f}"),
+    ("deletion AUC ↓", "deletion_auc", "{:.3f}"),
+    ("insertion AUC ↑", "insertion_auc", "{:.3f}"),
+    ("ROAD combined ↑", "road_combined", "{:.3f}"),
+    ("s / image", "seconds_per_image", "{:.4f}"),
+)
+
+
+@dataclass
+class LeaderboardConfig:
+    """The settings of one leaderboard run (see :func:`build_parser` for their meaning)."""
+
+    n: int = DEFAULT_N
+    methods: list[str] | None = None
+    seed: int = HELDOUT_SEED
+    torch_seed: int = 0
+    tolerance: float = 0.0
+    steps: int = DEFAULT_STEPS
+    road_percentiles: tuple[float, ...] = DEFAULT_ROAD_PERCENTILES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    figure_images: int = DEFAULT_FIGURE_IMAGES
+    threads: int | None = None
+    out_md: Path | None = REPO_ROOT / "docs" / "leaderboard.md"
+    out_figure: Path | None = REPO_ROOT / "docs" / "images" / "leaderboard.png"
+    verbose: bool = True
+
+
+@dataclass
+class MethodResult:
+    """One row of the leaderboard: a method's mean scores over the scenes and its speed."""
+
+    name: str
+    class_name: str
+    pointing_game: float
+    energy_pointing_game: float
+    deletion_auc: float
+    insertion_auc: float
+    road_combined: float
+    seconds_per_image: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Leaderboard:
+    """The outcome of :func:`run_leaderboard`: rows sorted best first, the skipped methods and the Markdown."""
+
+    results: list[MethodResult]
+    skipped: dict[str, str]
+    markdown: str
+    wall_seconds: float
+    cams: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------- set-up
+def select_methods(requested: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The methods to run (command-line names, in :data:`METHOD_NAMES` order unless given) and the skipped ones.
+
+    Args:
+        requested: method names (case-insensitive), or ``None`` for every method.
+
+    Returns:
+        ``(names, skipped)``: ``skipped`` maps each ViT-only name asked for to the reason.
+
+    Raises:
+        TypeError: if ``requested`` is not a sequence of strings.
+        ValueError: for an unknown or repeated name, or when nothing is left to run.
+    """
+    if requested is None:
+        names = list(METHOD_NAMES)
+    else:
+        if isinstance(requested, str) or not all(isinstance(name, str) for name in requested):
+            raise TypeError(f"methods must be a list of method names (str); got {requested!r}")
+        names = [name.strip().lower() for name in requested if name.strip()]
+        for name in names:
+            get_method(name)  # raises ValueError with the known names and close matches
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"methods must not repeat a name; got {', '.join(repeated)} more than once")
+    skipped = {name: VIT_ONLY[name] for name in names if name in VIT_ONLY}
+    kept = [name for name in names if name not in VIT_ONLY]
+    if not kept:
+        raise ValueError(f"no CAM method left to run on the demo CNN (skipped: {', '.join(skipped) or 'none'})")
+    return kept, skipped
+
+
+def load_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
+    """``n`` held-out scenes: RGB images ``(n, H, W, 3)`` in [0, 1], labels ``(n,)``, masks ``(n, H, W)`` and
+    the normalised input batch ``(n, 3, H, W)``."""
+    images, labels, masks = SceneDataset(n, seed).arrays()
+    return images, labels, masks, normalize(images)
+
+
+def machine_description() -> str:
+    """``"<CPU model> (<n> cores), torch <version>"`` from ``/proc/cpuinfo`` (or :mod:`platform`)."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cpu = cpu or platform.processor() or platform.machine() or "unknown CPU"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu} ({cores} cores, {torch.get_num_threads()} torch threads), torch {torch.__version__}"
+
+
+def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
+    """Validate the run's settings (TypeError / ValueError naming the setting)."""
+    for name in ("n", "seed", "torch_seed", "steps", "batch_size", "figure_images"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    for name in ("n", "steps", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be a positive int; got {getattr(config, name)}")
+    if config.seed < 0 or config.figure_images < 0:
+        raise ValueError(f"seed and figure_images must be non-negative; got {config.seed}, {config.figure_images}")
+    if training_seed is not None and config.seed == training_seed:
+        raise ValueError(f"seed {config.seed} is the demo model's training seed; use held-out scenes "
+                         f"(e.g. {HELDOUT_SEED}, the training script's held-out seed)")
+    if not config.road_percentiles:
+        raise ValueError("road_percentiles must hold at least one percentile")
+    for percentile in config.road_percentiles:
+        if isinstance(percentile, bool) or not isinstance(percentile, (int, float, np.integer, np.floating)):
+            raise TypeError(f"road_percentiles must be numbers; got {percentile!r}")
+        if not 0 < percentile < 100:
+            raise ValueError(f"road_percentiles must lie in (0, 100); got {percentile}")
+    if isinstance(config.tolerance, bool) or not isinstance(config.tolerance, (int, float)):
+        raise TypeError(f"tolerance must be a number of pixels; got {type(config.tolerance).__name__}")
+    if not (config.tolerance >= 0 and math.isfinite(config.tolerance)):
+        raise ValueError(f"tolerance must be a non-negative number of pixels; got {config.tolerance}")
+    if config.threads is not None and (isinstance(config.threads, bool) or not isinstance(config.threads, int)
+                                       or config.threads < 1):
+        raise ValueError(f"threads must be a positive int or None; got {config.threads!r}")
+
+
+# ------------------------------------------------------------------------------------------------ running
+def make_cam(name: str, model: nn.Module, target_layers: list[nn.Module], batch_size: int) -> Any:
+    """The CAM object of ``name`` for the demo model: :data:`METHOD_KWARGS`, ``batch_size``, no progress bar."""
+    cam = get_method(name)(model=model, target_layers=target_layers, **METHOD_KWARGS.get(name, {}))
+    if hasattr(cam, "batch_size"):
+        cam.batch_size = batch_size
+    if hasattr(cam, "progress"):
+        cam.progress = False
+    return cam
+
+
+def _collect(caught: list[warnings.WarningMessage], notes: list[str], prefix: str) -> None:
+    for warning in caught:
+        text = f"{prefix}: {str(warning.message).splitlines()[0]}"
+        if text not in notes:
+            notes.append(text)
+
+
+def _warm_up(model: nn.Module, target_layers: list[nn.Module], inputs: torch.Tensor, labels: np.ndarray) -> None:
+    """One GradCAM call, so that the first method timed does not pay torch's one-time start-up costs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cam = make_cam("gradcam", model, target_layers, DEFAULT_BATCH_SIZE)
+        with cam:
+            cam(inputs, [ClassifierOutputTarget(int(label)) for label in labels])
+
+
+def evaluate_method(
+    name: str,
+    model: nn.Module,
+    target_layers: list[nn.Module],
+    inputs: torch.Tensor,
+    labels: np.ndarray,
+    masks: np.ndarray,
+    config: LeaderboardConfig,
+) -> tuple[MethodResult, np.ndarray]:
+    """Run one method on all scenes, time it and score its maps; returns the row and the maps ``(N, H, W)``."""
+    targets = [ClassifierOutputTarget(int(label)) for label in labels]
+    cam_targets = [METHOD_TARGETS[name](int(label)) for label in labels] if name in METHOD_TARGETS else targets
+    notes: list[str] = []
+    torch.manual_seed(config.torch_seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cam = make_cam(name, model, target_layers, config.batch_size)
+        with cam:
+            start = time.perf_counter()
+            cams = cam(inputs, cam_targets)
+            seconds = time.perf_counter() - start
+    _collect(caught, notes, "cam")
+    cams = np.asarray(cams, dtype=np.float32)
+    if not np.isfinite(cams).all():
+        notes.append("cam: non-finite values, set to 0")
+        cams = np.nan_to_num(cams, nan=0.0, posinf=0.0, neginf=0.0)
+    zero = int((cams.reshape(len(cams), -1).max(axis=1) <= 0).sum())
+    if zero:
+        notes.append(f"{zero} of {len(cams)} maps are zero everywhere (a miss, energy 0)")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hits = pointing_game(cams, masks, tolerance=config.tolerance)
+        energy = energy_pointing_game(cams, masks)
+        torch.manual_seed(config.torch_seed)
+        deletion = DeletionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
+        insertion = InsertionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
+        torch.manual_seed(config.torch_seed)
+        road = ROADCombined(list(config.road_percentiles))(
+            inputs, cams, [ClassifierOutputSoftmaxTarget(int(label)) for label in labels], model
+        )
+    expected = ("zero everywhere", "no known pixel")  # reported above / explained in the ROAD settings
+    _collect([w for w in caught if not any(text in str(w.message) for text in expected)], notes, "metrics")
+    result = MethodResult(
+        name=name,
+        class_name=METHOD_NAMES[name],
+        pointing_game=float(np.mean(hits)),
+        energy_pointing_game=float(np.mean(energy)),
+        deletion_auc=float(np.mean(deletion)),
+        insertion_auc=float(np.mean(insertion)),
+        road_combined=float(np.mean(road)),
+        seconds_per_image=seconds / len(inputs),
+        notes=notes,
+    )
+    return result, cams
+
+
+def sort_results(results: Sequence[MethodResult]) -> list[MethodResult]:
+    """Best first: by pointing game, then energy pointing game, then insertion AUC (all descending)."""
+    return sorted(results, key=lambda r: (-r.pointing_game, -r.energy_pointing_game, -r.insertion_auc, r.name))
+
+
+# ------------------------------------------------------------------------------------------------- output
+def format_table(results: Sequence[MethodResult]) -> str:
+    """The Markdown table of ``results`` in their order; the baseline's name is marked."""
+    header = ["#", "method", *(title for title, _, _ in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:", ":---"] + ["---:"] * len(COLUMNS)) + "|"]
+    for rank, result in enumerate(results, start=1):
+        label = f"`{result.name}`" + (" (baseline)" if result.name == BASELINE else "")
+        cells = [str(rank), label, *(fmt.format(getattr(result, attribute)) for _, attribute, fmt in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def header_line(config: LeaderboardConfig, date: str | None = None) -> str:
+    """``Date, machine, N`` line above the table."""
+    date = date or datetime.date.today().isoformat()
+    return (f"{date} · {machine_description()} · N = {config.n} held-out scenes "
+            f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets")
+
+
+def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
+    """The metric and method settings, as Markdown bullet points."""
+    percentiles = ", ".join(f"{p:g}" for p in config.road_percentiles)
+    accuracy = getattr(model, "metadata", {}).get("heldout_accuracy")
+    method_kwargs = "; ".join(
+        f"{name}: " + ", ".join(f"{key}={value}" for key, value in kwargs.items())
+        for name, kwargs in METHOD_KWARGS.items()
+    )
+    return [
+        "- Model: the shipped demo CNN (`load_demo_model()`, target layer `model.features[-1]`, 96 × 8 × 8"
+        + (f"; held-out accuracy {accuracy:.4f}" if accuracy is not None else "") + "), 64 × 64 scenes.",
+        f"- Pointing game: maximum of the map on the object's mask (tolerance {config.tolerance:g} px; a map "
+        "whose maximum is a plateau hits only if all of it does). Energy pointing game: share of the map's sum "
+        "inside the mask.",
+        f"- Deletion / insertion AUC (RISE): {config.steps} steps of {64 * 64 // config.steps}–"
+        f"{-(-64 * 64 // config.steps)} pixels, softmax probability of the true class; deletion sets pixels to 0 "
+        "(the dataset mean after normalisation), insertion starts from the image blurred (Gaussian 11 px, σ = 5).",
+        f"- ROAD combined: `ROADCombined(percentiles=[{percentiles}])`, noisy linear imputation (noise 0.01), "
+        "scored on the true class's softmax probability (`ClassifierOutputSoftmaxTarget`); range [-0.5, 0.5]. "
+        "As in the reference, MoRF removes the pixels at or above the p-th percentile, so for a map with more "
+        "than p % exact zeros (any ReLU'd CAM with a compact blob) it removes every pixel (then imputed as 0 "
+        "+ noise).",
+        f"- Seconds per image: one call on all {config.n} scenes divided by {config.n}, after a warm-up, measured "
+        f"in this run; perturbation methods and metrics use batch_size={config.batch_size}, progress bars off.",
+        f"- Method settings (library defaults otherwise): {method_kwargs}. "
+        f"`torch.manual_seed({config.torch_seed})` before each method and each of its perturbation metrics.",
+    ]
+
+
+def build_markdown(
+    config: LeaderboardConfig,
+    model: nn.Module,
+    results: Sequence[MethodResult],
+    skipped: dict[str, str],
+    wall_seconds: float,
+    figure_path: Path | None,
+    md_path: Path | None,
+) -> str:
+    """The whole Markdown page: title, header line, table, settings, skipped methods, notes, figure."""
+    lines = ["# CAM leaderboard on the demo scenes", "", header_line(config), "", format_table(results), ""]
+    lines += settings_lines(config, model)
+    lines += [f"- {remark}" for remark in REMARKS]
+    baseline = next((result for result in results if result.name == BASELINE), None)
+    if baseline is not None:
+        below = [f"`{r.name}` ({r.pointing_game:.2f})" for r in results if r.pointing_game < baseline.pointing_game]
+        lines.append(f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.2f}) on the pointing game: "
+                     + (", ".join(below) if below else "none") + ".")
+    if skipped:
+        lines.append("- Skipped: "
+                     + "; ".join(f"`{name}` ({reason})" for name, reason in skipped.items()) + ".")
+    lines.append(f"- Whole run: {wall_seconds:.0f} s wall time (`python benchmarks/leaderboard.py"
+                 + ("" if config.n == DEFAULT_N else f" --n {config.n}") + "`).")
+    noted = [result for result in results if result.notes]
+    if noted:
+        lines += ["", "Notes from the run (warnings raised while computing or scoring the maps):", ""]
+        for result in noted:
+            lines.append(f"- `{result.name}`: " + "; ".join(result.notes))
+    if figure_path is not None:
+        relative = os.path.relpath(figure_path, md_path.parent) if md_path is not None else str(figure_path)
+        lines += ["", f"![CAMs of the first {config.figure_images} scenes]({Path(relative).as_posix()})", "",
+                  f"The first {config.figure_images} scenes; methods in leaderboard order, each map over its image, "
+                  "the object's mask as a white contour; a ✓ marks a pointing-game hit."]
+    return "\n".join(lines) + "\n"
+
+
+def write_figure(
+    path: Path,
+    images: np.ndarray,
+    masks: np.ndarray,
+    cams: dict[str, np.ndarray],
+    results: Sequence[MethodResult],
+    tolerance: float = 0.0,
+    columns: int = 3,
+) -> Path:
+    """A grid of methods × images: each method a block of its maps over the images with the mask contour.
+
+    Args:
+        path: the PNG to write (its folder is created).
+        images: ``(k, H, W, 3)`` RGB images in [0, 1].
+        masks: ``(k, H, W)`` bool masks.
+        cams: method name → maps ``(≥ k, H, W)``.
+        results: the rows in the order to draw them.
+        tolerance: the pointing game's tolerance (for the ✓ marks).
+        columns: method blocks per figure row.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    count = len(images)
+    if count == 0:
+        raise ValueError("write_figure needs at least one image")
+    blocks: list[tuple[str, Callable[[int], np.ndarray], np.ndarray | None]] = [("input", lambda i: images[i], None)]
+    for result in results:
+        maps = cams[result.name]
+        blocks.append((f"{result.name}  (PG {result.pointing_game:.2f})",
+                       lambda i, maps=maps: show_cam_on_image(images[i], maps[i], use_rgb=True), maps))
+    rows = -(-len(blocks) // columns)
+    gap = 0.15  # a narrow empty column between method blocks
+    ratios = ([1.0] * count + [gap]) * columns
+    figure, grid = plt.subplots(
+        rows, len(ratios) - 1, figsize=(1.05 * (columns * count + gap * (columns - 1)), 1.2 * rows),
+        squeeze=False, gridspec_kw={"width_ratios": ratios[:-1]},
+    )
+    for axis in grid.ravel():
+        axis.axis("off")
+    axes = grid[:, [c for c in range(len(ratios) - 1) if (c + 1) % (count + 1) != 0]]
+    for index, (title, draw, maps) in enumerate(blocks):
+        row, block = divmod(index, columns)
+        for i in range(count):
+            axis = axes[row, block * count + i]
+            axis.imshow(draw(i))
+            axis.contour(masks[i].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+            if maps is not None and bool(pointing_game(maps[i : i + 1], masks[i : i + 1], tolerance)[0]):
+                axis.text(0.04, 0.96, "✓", color="white", fontsize=7, ha="left", va="top", transform=axis.transAxes)
+        axes[row, block * count].set_title(title, fontsize=8, loc="left")
+    figure.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
+    """Run every selected method on ``config.n`` scenes, write the Markdown and the figure, return the rows.
+
+    Raises:
+        TypeError, ValueError: for bad settings or method names.
+    """
+    start = time.perf_counter()
+    if not isinstance(config, LeaderboardConfig):
+        raise TypeError(f"config must be a LeaderboardConfig; got {type(config).__name__}")
+    names, skipped = select_methods(config.methods)
+    model = load_demo_model()
+    _check_config(config, getattr(model, "metadata", {}).get("seed"))
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    say: Callable[..., None] = (lambda *a: print(*a, flush=True)) if config.verbose else (lambda *a: None)
+    for name, reason in skipped.items():
+        say(f"skipping {name}: {reason}")
+    images, labels, masks, inputs = load_scenes(config.n, config.seed)
+    target_layers = demo_target_layers(model)
+    _warm_up(model, target_layers, inputs[: min(8, len(inputs))], labels[:8])
+    say(header_line(config))
+    results, all_cams = [], {}
+    for name in names:
+        method_start = time.perf_counter()
+        try:
+            result, cams = evaluate_method(name, model, target_layers, inputs, labels, masks, config)
+        except (TypeError, ValueError, RuntimeError) as error:  # one broken method must not end the run
+            skipped[name] = f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+            warnings.warn(f"leaderboard: {name} {skipped[name]}", stacklevel=2)
+            continue
+        results.append(result)
+        all_cams[name] = cams
+        say(f"{name:>20s}  PG {result.pointing_game:.3f}  EPG {result.energy_pointing_game:.3f}  "
+            f"del {result.deletion_auc:.3f}  ins {result.insertion_auc:.3f}  ROAD {result.road_combined:+.3f}  "
+            f"{result.seconds_per_image:.4f} s/img  (with metrics {time.perf_counter() - method_start:.1f} s)"
+            + (f"  notes: {' | '.join(result.notes)}" if result.notes else ""))
+    results = sort_results(results)
+    figure_path = None
+    if config.out_figure is not None and config.figure_images > 0:
+        k = min(config.figure_images, config.n)
+        figure_path = write_figure(config.out_figure, images[:k], masks[:k], all_cams, results, config.tolerance)
+    wall = time.perf_counter() - start
+    markdown = build_markdown(config, model, results, skipped, wall, figure_path, config.out_md)
+    if config.out_md is not None:
+        Path(config.out_md).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.out_md).write_text(markdown, encoding="utf-8")
+    say("")
+    say(markdown)
+    say(f"wall time {wall:.1f} s" + (f"; wrote {config.out_md}" if config.out_md else "")
+        + (f" and {figure_path}" if figure_path else ""))
+    return Leaderboard(results, skipped, markdown, wall, all_cams)
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 10,50,90; got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``benchmarks/leaderboard.py``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help=f"held-out scenes (default {DEFAULT_N})")
+    parser.add_argument("--methods", type=str, default=None,
+                        help="comma-separated method names (default: every method that applies to a CNN)")
+    parser.add_argument("--seed", type=int, default=HELDOUT_SEED,
+                        help=f"seed of the scenes (default {HELDOUT_SEED}, the training script's held-out seed)")
+    parser.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed before each method (default 0)")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels (default 0)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="deletion / insertion steps (default 50)")
+    parser.add_argument("--road-percentiles", type=_percentiles, default=DEFAULT_ROAD_PERCENTILES,
+                        help="ROAD percentiles, comma-separated (default 10,20,...,90)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="images per forward pass of perturbation methods and metrics "
+                             f"(default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--figure-images", type=int, default=DEFAULT_FIGURE_IMAGES,
+                        help=f"scenes shown per method in the figure (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out-md", type=Path, default=LeaderboardConfig.out_md,
+                        help="Markdown output (default docs/leaderboard.md)")
+    parser.add_argument("--out-figure", type=Path, default=LeaderboardConfig.out_figure,
+                        help="figure output (default docs/images/leaderboard.png)")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = LeaderboardConfig(
+        n=args.n,
+        methods=None if args.methods is None else args.methods.split(","),
+        seed=args.seed,
+        torch_seed=args.torch_seed,
+        tolerance=args.tolerance,
+        steps=args.steps,
+        road_percentiles=args.road_percentiles,
+        batch_size=args.batch_size,
+        figure_images=args.figure_images,
+        threads=args.threads,
+        out_md=args.out_md,
+        out_figure=args.out_figure,
+        verbose=not args.quiet,
+    )
+    try:
+        run_leaderboard(config)
+    except (TypeError, ValueError) as error:
+        print(f"leaderboard.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
