@@ -317,15 +317,13 @@ class BaseCAM:
 
     def _target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
-        total: torch.Tensor | None = None
+        scores = []
         for index, target in enumerate(targets):
             score = target(output_for_image(outputs, index))
             if not isinstance(score, torch.Tensor):
                 raise TypeError(f"targets[{index}] must return a torch.Tensor; got {describe(score)}")
-            score = score.sum()
-            total = score if total is None else total + score
-        assert total is not None  # targets is never empty: it has one entry per image
-        return total
+            scores.append(score.sum())
+        return torch.stack(scores).sum()
 
     def _run_model(self, input_tensor: torch.Tensor, targets: list[Target] | None) -> list[Target]:
         """Forward with hooks, the targets, and (for gradient methods) the gradients; returns the targets."""
