@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.ablation_layer import AblationLayer
-from pytorch_grad_cam.base_cam import BaseCAM, Target, map_tensors, output_for_image
+from pytorch_grad_cam.base_cam import BaseCAM, Target, map_tensors
+from pytorch_grad_cam.base_cam import target_scores as base_target_scores
 from pytorch_grad_cam.utils.perturbation import (
     ActivationShapeError,
     BatchSize,
@@ -109,9 +110,7 @@ class AblationCAM(BaseCAM):
         raw = self.activations_and_grads.raw_activations[index]
         layer_name = f"target_layers[{index}]"
         images, channels = activations.shape[:2]
-        original = torch.stack(
-            [targets[i](output_for_image(self.outputs, i)).sum().float() for i in range(images)]
-        ).to(activations.device)
+        original = base_target_scores(targets, self.outputs).to(activations.device)
         ablated_scores = original[:, None].repeat(1, channels)
         split = self._split(target_layer) if self.strategy != "full" else None
         check = self.strategy == "auto"

@@ -100,6 +100,22 @@ def _detached(output: Any) -> Any:
     return map_tensors(output, torch.Tensor.detach)
 
 
+def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | None = 0) -> torch.Tensor:
+    """``[targets[i](output of image i)]`` as a float32 ``(B,)`` tensor; a non-scalar score is summed.
+
+    ``first_index`` is the batch position of ``targets[0]`` for error messages (``None``: the same target is
+    applied to every row, e.g. to the perturbed copies of one image).
+    """
+    scores = []
+    for index, target in enumerate(targets):
+        score = target(output_for_image(outputs, index))
+        if not isinstance(score, torch.Tensor):
+            name = "a target" if first_index is None else f"targets[{first_index + index}]"
+            raise TypeError(f"{name} must return a torch.Tensor; got {describe(score)}")
+        scores.append(score.float().sum())
+    return torch.stack(scores)
+
+
 class _UnavailableTarget:
     """Stands in for the default targets of an output that has none; raises ``ValueError`` when used."""
 
@@ -317,13 +333,7 @@ class BaseCAM:
 
     def _target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
-        scores = []
-        for index, target in enumerate(targets):
-            score = target(output_for_image(outputs, index))
-            if not isinstance(score, torch.Tensor):
-                raise TypeError(f"targets[{index}] must return a torch.Tensor; got {describe(score)}")
-            scores.append(score.sum())
-        return torch.stack(scores).sum()
+        return target_scores(targets, outputs).sum()
 
     def _run_model(self, input_tensor: torch.Tensor, targets: list[Target] | None) -> list[Target]:
         """Forward with hooks, the targets, and (for gradient methods) the gradients; returns the targets."""

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, output_for_image
+from pytorch_grad_cam.base_cam import BaseCAM, Target, target_scores
 from pytorch_grad_cam.utils.validation import describe
 
 Head = Callable[[torch.Tensor], Any]
@@ -164,7 +164,7 @@ class LeGrad(BaseCAM):
                 handle.remove()
         with torch.enable_grad():
             outputs = self.head(captured["tokens"])
-            score = sum(target(output_for_image(outputs, i)).sum() for i, target in enumerate(targets))
+            score = target_scores(targets, outputs).sum()
             (gradient,) = torch.autograd.grad(score, captured["attention"], allow_unused=True)
         if gradient is None:
             raise ValueError("the target score does not depend on the attention of this block; check head and targets")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, output_for_image
+from pytorch_grad_cam.base_cam import BaseCAM, Target, target_scores
 from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
 
 OBJECTIVES = ("mask", "diff")
@@ -71,7 +71,7 @@ class OptiCAM(BaseCAM):
         self.objective_history: torch.Tensor | None = None
 
     def _scores(self, targets: list[Target], outputs: Any) -> torch.Tensor:
-        return torch.stack([target(output_for_image(outputs, i)).sum().float() for i, target in enumerate(targets)])
+        return target_scores(targets, outputs)
 
     def saliency(self, weights: torch.Tensor, activations: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         """``S = norm(up(Σ_c softmax(u)_c A_c))``, ``(B, 1, *size)`` in [0, 1], differentiable in ``weights``."""

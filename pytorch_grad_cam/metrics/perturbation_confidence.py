@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import eval_mode, model_input, output_for_image
+from pytorch_grad_cam.base_cam import eval_mode, model_input, target_scores
 from pytorch_grad_cam.utils.validation import (
     check_input_tensor as check_input,
 )
@@ -84,20 +84,6 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
 def check_batch_size(batch_size: Any) -> int | None:
     """``batch_size`` as a positive int, or ``None`` (the whole batch at once)."""
     return check_positive_int(batch_size, "batch_size", allow_none=True)
-
-
-def target_scores(targets: Sequence[Target], outputs: Any, first_index: int = 0) -> torch.Tensor:
-    """``[targets[i](output of image i)]`` as a float32 tensor (a non-scalar score is summed).
-
-    ``first_index`` is the batch position of ``targets[0]``, for error messages.
-    """
-    scores = []
-    for index, target in enumerate(targets):
-        score = target(output_for_image(outputs, index))
-        if not isinstance(score, torch.Tensor):
-            raise TypeError(f"targets[{first_index + index}] must return a torch.Tensor; got {describe(score)}")
-        scores.append(score.float().sum())
-    return torch.stack(scores)
 
 
 def score_batches(

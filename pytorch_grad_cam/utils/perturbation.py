@@ -13,7 +13,7 @@ import torch
 import tqdm
 from torch import fx, nn
 
-from pytorch_grad_cam.base_cam import output_for_image
+from pytorch_grad_cam.base_cam import target_scores as base_target_scores
 from pytorch_grad_cam.utils.validation import check_positive_int, tensors_in
 
 
@@ -58,13 +58,7 @@ def target_scores(target: Callable[[Any], torch.Tensor], outputs: Any, count: in
             f"the model returned an output of shape {tuple(outputs.shape)} for a batch of {count} perturbed "
             f"inputs; one output row per input is needed"
         )
-    scores = []
-    for row in range(count):
-        score = target(output_for_image(outputs, row))
-        if not isinstance(score, torch.Tensor):
-            raise TypeError(f"a target must return a torch.Tensor; got {type(score).__name__}")
-        scores.append(score.sum().float())
-    return torch.stack(scores)
+    return base_target_scores([target] * count, outputs, first_index=None)
 
 
 def shapes(value: Any) -> list[tuple[int, ...]]:
