@@ -10,7 +10,6 @@ from torch import nn
 
 from pytorch_grad_cam.base_cam import Target
 from pytorch_grad_cam.score_cam import ScoreCAM
-from pytorch_grad_cam.ss_cam import averaged_mask_scores
 from pytorch_grad_cam.utils.perturbation import check_batch_size
 
 
@@ -56,5 +55,5 @@ class ISCAM(ScoreCAM):
             return masks * ((sample + 1).float() / self.num_samples).view(-1, *spatial)
 
         return torch.softmax(
-            averaged_mask_scores(self, input_tensor, targets, activations, self.num_samples, scaled), dim=-1
+            self.mask_scores(input_tensor, targets, activations, self.num_samples, scaled), dim=-1
         )

@@ -12,6 +12,10 @@ from torch import nn
 from pytorch_grad_cam.base_cam import BaseCAM, Target
 from pytorch_grad_cam.utils.perturbation import BatchSize, progress_bar, target_scores
 
+#: ``vary(masks, sample)``: the ``sample``-th variant of a batch of masks ``(k, *spatial)``; ``sample`` is a
+#: ``(k,)`` long tensor of variant indices in ``[0, num_samples)``.
+MaskVariant = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 class ScoreCAM(BaseCAM):
     """Score-CAM — Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
@@ -57,25 +61,47 @@ class ScoreCAM(BaseCAM):
         activations: torch.Tensor,
         grads: torch.Tensor | None,
     ) -> torch.Tensor:
+        return torch.softmax(self.mask_scores(input_tensor, targets, activations), dim=-1)
+
+    def mask_scores(
+        self,
+        input_tensor: torch.Tensor,
+        targets: list[Target],
+        activations: torch.Tensor,
+        num_samples: int = 1,
+        vary: MaskVariant | None = None,
+    ) -> torch.Tensor:
+        """``s[b, c] = (1/n) Σ_i y_b(x_b ⊙ vary_i(M_c))``: the target scores of the inputs masked by each channel's
+        mask ``M_c`` (upsampled activation, min-max normalised) or by ``n`` variants of it (SS-CAM, IS-CAM).
+
+        The ``C · n`` masked inputs of an image are built and evaluated ``batch_size`` at a time under
+        ``torch.inference_mode()``, without hooks.
+
+        Returns:
+            float32 ``(B, C)`` on the activations' device.
+        """
         images, channels = activations.shape[:2]
         spatial = input_tensor.shape[2:]
         # as the reference: bilinear with aligned corners in 2-D, trilinear (corners not aligned) in 3-D
         mode, align = ("bilinear", True) if len(spatial) == 2 else ("trilinear", False)
+        view = (-1,) + (1,) * len(spatial)
         step = self.batch_size
-        scores = torch.empty(images, channels, device=activations.device)
-        batches = images * -(-channels // step)
-        with torch.inference_mode(), progress_bar(batches, self.progress, "ScoreCAM") as bar:
+        pairs = channels * num_samples
+        scores = torch.zeros(images, channels, device=activations.device)
+        batches = images * -(-pairs // step)
+        with torch.inference_mode(), progress_bar(batches, self.progress, type(self).__name__) as bar:
             for image in range(images):
-                for start in range(0, channels, step):
-                    chunk = activations[image : image + 1, start : start + step]
+                for start in range(0, pairs, step):
+                    pair = torch.arange(start, min(start + step, pairs), device=activations.device)
+                    channel, sample = pair // num_samples, pair % num_samples
+                    chunk = activations[image, channel][None]
                     masks = F.interpolate(chunk, size=spatial, mode=mode, align_corners=align)[0]
                     flat = masks.reshape(masks.shape[0], -1)
-                    low = flat.min(dim=1).values
-                    high = flat.max(dim=1).values
-                    view = (-1,) + (1,) * len(spatial)
+                    low, high = flat.min(dim=1).values, flat.max(dim=1).values
                     masks = (masks - low.view(view)) / (high - low + 1e-8).view(view)
+                    if vary is not None:
+                        masks = vary(masks, sample)
                     masked = input_tensor[image : image + 1] * masks[:, None].to(input_tensor.dtype)
-                    outputs = self.model(masked)
-                    scores[image, start : start + step] = target_scores(targets[image], outputs, masks.shape[0])
+                    scores[image].index_add_(0, channel, target_scores(targets[image], self.model(masked), len(pair)))
                     bar.update()
-        return torch.softmax(scores.clone(), dim=-1)
+        return scores.clone() / num_samples
