@@ -144,7 +144,7 @@ def test_bad_input(resnet):
         factorization(torch.randn(3, 64, 64))
     with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor; got ndarray"):
         factorization(np.zeros((1, 3, 64, 64)))
-    with pytest.raises(ValueError, match=r"n_components must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match=r"n_components must be a positive int; got 0"):
         factorization(torch.randn(1, 3, 64, 64), n_components=0)
     with pytest.raises(ValueError, match=r"target_layer \(Linear\) is not a submodule of the model"):
         DeepFeatureFactorization(resnet, nn.Linear(2, 2))

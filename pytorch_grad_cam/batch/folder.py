@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pytorch_grad_cam.utils.validation import check_positive_int
+
 #: The file endings read as images (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: ImageNet statistics, as :func:`pytorch_grad_cam.utils.image.preprocess_image` is usually called with.
@@ -47,8 +49,7 @@ class ImageFolderDataset(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"root must be a folder of images; {self.root} is not a folder")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive int; got {size!r}")
+        check_positive_int(size, "size")
         if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
             raise ValueError(f"mean and std must have 3 entries (std non-zero); got {list(mean)} and {list(std)}")
         endings = tuple(e.lower() for e in extensions)

@@ -34,7 +34,7 @@ from pytorch_grad_cam.base_cam import BaseCAM, eval_mode, model_device
 from pytorch_grad_cam.batch import storage
 from pytorch_grad_cam.methods import get_method
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from pytorch_grad_cam.utils.validation import describe
+from pytorch_grad_cam.utils.validation import check_positive_int, describe
 
 __all__ = [
     "BatchMetric",
@@ -281,8 +281,7 @@ def _layer_names(model: nn.Module, layers: Sequence[nn.Module]) -> list[str]:
 
 
 def _check_arguments(batch_size: Any, num_workers: Any, map_dtype: Any, target: Any, metrics: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative int; got {num_workers!r}")
     if map_dtype not in _MAP_DTYPES:

@@ -13,6 +13,7 @@ from torch import nn
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.base_cam import eval_mode, model_device
 from pytorch_grad_cam.utils.image import create_labels_legend, scale_cam_tensor, show_factorization_on_image
+from pytorch_grad_cam.utils.validation import check_positive_int
 
 
 def dff(activations: np.ndarray | torch.Tensor, n_components: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +31,7 @@ def dff(activations: np.ndarray | torch.Tensor, n_components: int = 5) -> tuple[
     Returns:
         ``concepts`` ``(C, k)`` and ``explanations`` ``(B, k, h, w)``.
     """
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be a positive integer; got {n_components!r}")
+    check_positive_int(n_components, "n_components")
     values = activations.detach().cpu().numpy() if isinstance(activations, torch.Tensor) else np.asarray(activations)
     if values.ndim < 3:
         raise ValueError(f"activations must have shape (B, C, h, w); got {values.shape}")

@@ -39,6 +39,7 @@ from pytorch_grad_cam.metrics.perturbation_confidence import (
     model_input,
     score_batches,
 )
+from pytorch_grad_cam.utils.validation import check_positive_int
 
 __all__ = ["DeletionAUC", "InsertionAUC", "auc", "gaussian_blur"]
 
@@ -98,10 +99,7 @@ class _PixelOrderMetric:
         blur_kernel_size: int = 11,
         blur_sigma: float = 5.0,
     ) -> None:
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
-            raise TypeError(f"n_steps must be a positive integer; got {describe(n_steps)}")
-        if n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer; got {n_steps}")
+        check_positive_int(n_steps, "n_steps")
         baseline = self.default_baseline if baseline is None else baseline
         if isinstance(baseline, str):
             if baseline != "blur":
