@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam import FinerCAM
+from pytorch_grad_cam.finer_cam import similar_classes_target
 from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_model, normalize
 from pytorch_grad_cam.demo.train import HELDOUT_SEED
 from pytorch_grad_cam.methods import METHOD_NAMES, get_method
@@ -69,7 +69,7 @@ METHOD_KWARGS: dict[str, dict[str, Any]] = {
 #: Per-image CAM targets of methods that explain something other than the plain logit of the true class
 #: (the metrics always score the true class). FinerCAM given a ClassifierOutputTarget would be GradCAM.
 METHOD_TARGETS: dict[str, Callable[[int], Any]] = {
-    "finercam": lambda label: FinerCAM.similar_classes_target(alpha=1, target_idx=label),
+    "finercam": lambda label: similar_classes_target(alpha=1, target_idx=label),
 }
 #: Facts about the methods on this model, printed under the table.
 REMARKS: tuple[str, ...] = (
@@ -79,7 +79,7 @@ REMARKS: tuple[str, ...] = (
     "and `polycam` with one target layer is `scorecam`.",
     "`eigencam` / `eigengradcam` keep the reference's arbitrary SVD sign (`sign_correction=False`); `segeigencam` "
     "corrects it.",
-    "`finercam` explains `FinerCAM.similar_classes_target(alpha=1, target_idx=label)` (the true class against "
+    "`finercam` explains `similar_classes_target(alpha=1, target_idx=label)` (the true class against "
     "the classes ranked 1–3 closest to it); `fullgrad` ignores the target layer (all biases are used).",
 )
 DEFAULT_N = 50

@@ -2,8 +2,7 @@
 
 from pytorch_grad_cam.ablation_cam import AblationCAM
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerFasterRCNN, AblationLayerVit
-from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, CAMMethod, CAMWrapper, Needs
 from pytorch_grad_cam.eigen_cam import EigenCAM
 from pytorch_grad_cam.eigen_grad_cam import EigenGradCAM
 from pytorch_grad_cam.feature_factorization import DeepFeatureFactorization, run_dff_on_image
@@ -28,6 +27,7 @@ from pytorch_grad_cam.random_cam import RandomCAM
 from pytorch_grad_cam.refine_cam import RefineCAM
 from pytorch_grad_cam.score_cam import ScoreCAM
 from pytorch_grad_cam.seg_eigen_cam import SegEigenCAM
+from pytorch_grad_cam.sess import SESS
 from pytorch_grad_cam.shapley_cam import ShapleyCAM
 from pytorch_grad_cam.smooth_grad_cam_plusplus import SmoothGradCAMPlusPlus
 from pytorch_grad_cam.ss_cam import SSCAM
@@ -39,6 +39,7 @@ __all__ = [
     "FEM",
     "ISCAM",
     "KPCA_CAM",
+    "SESS",
     "SSCAM",
     "AblationCAM",
     "AblationLayer",
@@ -46,6 +47,8 @@ __all__ = [
     "AblationLayerVit",
     "ActivationsAndGradients",
     "BaseCAM",
+    "CAMMethod",
+    "CAMWrapper",
     "DeepFeatureFactorization",
     "EigenCAM",
     "EigenGradCAM",
@@ -60,6 +63,7 @@ __all__ = [
     "HiResCAM",
     "LayerCAM",
     "LeGrad",
+    "Needs",
     "NoiseTunnel",
     "OptiCAM",
     "PolyCAM",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -9,19 +10,16 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.ablation_layer import AblationLayer
-from pytorch_grad_cam.base_cam import BaseCAM, Target, map_tensors
-from pytorch_grad_cam.base_cam import target_scores as base_target_scores
-from pytorch_grad_cam.utils.perturbation import (
-    ActivationShapeError,
-    BatchSize,
-    LayerSplit,
-    check_same_layout,
-    progress_bar,
-    target_scores,
-)
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.checks import check_choice, check_real
+from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
+from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
+from pytorch_grad_cam.core.perturbation import ActivationShapeError, BatchSize, check_same_layout, progress_bar
+from pytorch_grad_cam.core.recording import replaced_output
+from pytorch_grad_cam.utils.layer_split import LayerSplit
 
 Strategy = Literal["auto", "fast", "full"]
-_STRATEGIES = ("auto", "fast", "full")
+_STRATEGIES: tuple[Strategy, ...] = ("auto", "fast", "full")
 #: Channels re-run in full to check the fast path on each call (``strategy="auto"``).
 _CHECKED_CHANNELS = 2
 
@@ -58,7 +56,7 @@ class AblationCAM(BaseCAM):
     After a call, ``fast_path_used[i]`` tells whether ``target_layers[i]`` went through the cut model.
     """
 
-    uses_gradients = False
+    needs = ACTIVATIONS_ONLY
     batch_size = BatchSize()
 
     def __init__(
@@ -74,14 +72,8 @@ class AblationCAM(BaseCAM):
         **kwargs: Any,
     ) -> None:
         self.batch_size = batch_size
-        if isinstance(ratio_channels_to_ablate, bool) or not isinstance(ratio_channels_to_ablate, (int, float)):
-            raise TypeError(
-                f"ratio_channels_to_ablate must be a float in (0, 1]; got {type(ratio_channels_to_ablate).__name__}"
-            )
-        if not 0 < ratio_channels_to_ablate <= 1:
-            raise ValueError(f"ratio_channels_to_ablate must be in (0, 1]; got {ratio_channels_to_ablate}")
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of {_STRATEGIES}; got {strategy!r}")
+        ratio = check_real(ratio_channels_to_ablate, "ratio_channels_to_ablate", 0.0, 1.0, low_open=True)
+        self.strategy: Strategy = check_choice(strategy, "strategy", _STRATEGIES)
         ablation_layer = AblationLayer() if ablation_layer is None else ablation_layer
         if not (callable(ablation_layer) and hasattr(ablation_layer, "set_next_batch")):
             raise TypeError(
@@ -90,8 +82,7 @@ class AblationCAM(BaseCAM):
             )
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.ablation_layer = ablation_layer
-        self.ratio_channels_to_ablate = float(ratio_channels_to_ablate)
-        self.strategy: Strategy = strategy
+        self.ratio_channels_to_ablate = ratio
         self.progress = progress
         self.fast_path_used: list[bool] = []
         self._splits: dict[int, LayerSplit | ValueError] = {}
@@ -104,13 +95,13 @@ class AblationCAM(BaseCAM):
         activations: torch.Tensor,
         grads: torch.Tensor | None,
     ) -> torch.Tensor:
-        index = next(i for i, layer in enumerate(self.target_layers) if layer is target_layer)
+        index = self.layer_index(target_layer)
         if index == 0:
             self.fast_path_used = []
         raw = self.activations_and_grads.raw_activations[index]
         layer_name = f"target_layers[{index}]"
         images, channels = activations.shape[:2]
-        original = base_target_scores(targets, self.outputs).to(activations.device)
+        original = target_scores(targets, self.outputs).to(activations.device)
         ablated_scores = original[:, None].repeat(1, channels)
         split = self._split(target_layer) if self.strategy != "full" else None
         check = self.strategy == "auto"
@@ -126,22 +117,22 @@ class AblationCAM(BaseCAM):
             with progress_bar(batches, self.progress, "AblationCAM") as bar:
                 for image in range(images):
                     one_image = input_tensor[image : image + 1]
-                    rows = slice(image, image + 1)
-                    carried = self._head(split, one_image, map_tensors(raw, lambda t, rows=rows: t[rows]), layer_name)
+                    own_rows = map_tensors(raw, operator.itemgetter(slice(image, image + 1)))
+                    carried = self._head(split, one_image, own_rows, layer_name)
                     for start in range(0, len(picks[image]), self.batch_size):
                         chosen = picks[image][start : start + self.batch_size]
-                        if carried is not None and check:
+                        if split is not None and carried is not None and check:
                             check = False
                             if not self._fast_path_agrees(
                                 split, carried, raw, image, one_image, chosen, targets[image], target_layer
                             ):
                                 split = carried = None
                         batch = self._ablated_batch(raw, image, chosen)
-                        if carried is not None:
+                        if split is not None and carried is not None:
                             outputs = split.tail(batch, carried, len(chosen))
                         else:
                             outputs = self._full_run(one_image, batch, len(chosen), target_layer, layer_name)
-                        scores = target_scores(targets[image], outputs, len(chosen))
+                        scores = row_scores(targets[image], outputs, len(chosen))
                         ablated_scores[image, chosen.to(ablated_scores.device)] = scores.to(ablated_scores.device)
                         bar.update()
         self.fast_path_used.append(split is not None)
@@ -182,15 +173,12 @@ class AblationCAM(BaseCAM):
     def _full_run(self, image: torch.Tensor, ablated: Any, count: int, layer: nn.Module, layer_name: str) -> Any:
         """The whole model on ``count`` copies of ``image``, with ``layer``'s output replaced by ``ablated``."""
 
-        def replace(module: nn.Module, inputs: Any, output: Any) -> Any:
+        def replace(output: Any) -> Any:
             check_same_layout(output, ablated, layer_name)
             return ablated
 
-        handle = layer.register_forward_hook(replace)
-        try:
+        with replaced_output(layer, replace):
             return self.model(image.repeat(count, *([1] * (image.ndim - 1))))
-        finally:
-            handle.remove()
 
     def _fast_path_agrees(
         self,
@@ -207,9 +195,9 @@ class AblationCAM(BaseCAM):
         chosen = chosen[:_CHECKED_CHANNELS]
         count = len(chosen)
         whole = self._full_run(one_image, self._ablated_batch(raw, image, chosen), count, layer, "the target layer")
-        expected = target_scores(target, whole, count)
+        expected = row_scores(target, whole, count)
         try:
-            got = target_scores(target, split.tail(self._ablated_batch(raw, image, chosen), carried, count), count)
+            got = row_scores(target, split.tail(self._ablated_batch(raw, image, chosen), carried, count), count)
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
             if isinstance(error, ActivationShapeError):
                 raise

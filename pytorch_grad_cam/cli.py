@@ -1,8 +1,12 @@
 """``cam.py`` / ``grad-cam``: explain one image with any CAM method, from the command line.
 
 Writes ``<method>_cam.jpg`` (the CAM over the image), ``<method>_gb.jpg`` (guided backpropagation) and
-``<method>_cam_gb.jpg`` (their product) into ``--output-dir``; ``--compare`` writes every method into one
-figure instead.
+``<method>_cam_gb.jpg`` (their product) into ``--output-dir``, at the resolution of the input image (the model
+sees it resized to its input size; the maps are upsampled back, bilinearly); ``--compare`` writes every method
+into one figure instead.
+
+Quiet unless ``--verbose``: no progress bars, and each warning a method raises is summarised as one line on
+stderr, ``warning (<method>): <message>``.
 
 ``python cam.py --model demo`` runs offline on the project's own trained model and example image.
 """
@@ -10,11 +14,13 @@ figure instead.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ class Setup:
     rgb_img: np.ndarray  # float32 RGB in [0, 1], the model's input size
     input_tensor: torch.Tensor
     class_names: Sequence[str] | None
+    photo: np.ndarray  # float32 RGB in [0, 1], the input image at its own resolution (where outputs go)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="batch size of the perturbation methods (scorecam, ablationcam)")
     parser.add_argument("--compare", action="store_true",
                         help="run every method and write them into one figure, compare.png")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show progress bars and the methods' warnings in full (default: no bars, one "
+                             "line per warning)")
     return parser
 
 
@@ -224,6 +234,7 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
         rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         target_layers, reshape = default_target_layers(args.model, model)
+    photo = np.float32(rgb_img)
     if rgb_img.shape[:2] != (size, size):
         rgb_img = cv2.resize(rgb_img, (size, size), interpolation=cv2.INTER_AREA)
     if args.target_layer:
@@ -233,29 +244,73 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
             raise CLIError(f"--target-layer: {error}") from None
     model = model.to(device)
     input_tensor = preprocess_image(rgb_img, mean=list(mean), std=list(std)).to(device)
-    return Setup(model, target_layers, reshape, np.float32(rgb_img), input_tensor, class_names)
+    return Setup(model, target_layers, reshape, np.float32(rgb_img), input_tensor, class_names, photo)
 
 
 # ------------------------------------------------------------------------------------------------- running
+def accepts_keyword(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` takes the keyword ``name``: its ``__init__`` names it, or passes ``**kwargs`` on to a
+    base class whose ``__init__`` does."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters
+        if name in parameters:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return False
+    return False
+
+
 def run_method(setup: Setup, method: str, targets: list | None, args: argparse.Namespace) -> np.ndarray:
-    """The grayscale CAM ``(H, W)`` of one method."""
+    """The grayscale CAM ``(H, W)`` of one method, at the model's input size.
+
+    Without ``--verbose`` progress bars are off and the method's warnings are caught and summarised on stderr,
+    one line each (the same message once).
+    """
     cam_class = get_method(method)
-    with cam_class(model=setup.model, target_layers=setup.target_layers,
-                   reshape_transform=setup.reshape_transform) as cam:
-        cam.batch_size = args.batch_size
-        grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    options: dict[str, Any] = {}
+    if not args.verbose and accepts_keyword(cam_class, "progress"):
+        options["progress"] = False
+    recorder = nullcontext([]) if args.verbose else warnings.catch_warnings(record=True)
+    with recorder as caught:
+        if not args.verbose:
+            warnings.simplefilter("always")
+        with cam_class(model=setup.model, target_layers=setup.target_layers,
+                       reshape_transform=setup.reshape_transform, **options) as cam:
+            cam.batch_size = args.batch_size
+            grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth,
+                            eigen_smooth=args.eigen_smooth)
+    for line in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        print(f"warning ({method}): {line}", file=sys.stderr)
     return grayscale[0]
 
 
+def to_photo_size(image: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """An ``(h, w)`` map or ``(h, w, C)`` image at the model's input size, resized bilinearly (half-pixel
+    centres) to the photo's ``(H, W)``; float32."""
+    from pytorch_grad_cam.core.scaling import resize_cam_tensor
+
+    size = photo.shape[:2]
+    values = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    if values.ndim == 2:
+        return resize_cam_tensor(values[None], size)[0].numpy()
+    return resize_cam_tensor(values.permute(2, 0, 1), size).permute(1, 2, 0).contiguous().numpy()
+
+
 def write_outputs(setup: Setup, method: str, grayscale: np.ndarray, target: int | None, out_dir: Path) -> list[Path]:
-    """Write ``<method>_cam.jpg``, ``<method>_gb.jpg`` and ``<method>_cam_gb.jpg``; returns their paths."""
+    """Write ``<method>_cam.jpg``, ``<method>_gb.jpg`` and ``<method>_cam_gb.jpg`` at the photo's resolution
+    (the map and the guided backpropagation, computed at the model's input size, upsampled to it); returns
+    their paths."""
     from pytorch_grad_cam import GuidedBackpropReLUModel
     from pytorch_grad_cam.guided_backprop import cam_gb
     from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 
-    cam_image = show_cam_on_image(setup.rgb_img, grayscale, use_rgb=True)
+    grayscale = np.clip(to_photo_size(grayscale, setup.photo), 0.0, 1.0)
+    cam_image = show_cam_on_image(setup.photo, grayscale, use_rgb=True)
     gb_model = GuidedBackpropReLUModel(model=setup.model, device=setup.input_tensor.device)
-    gb = gb_model(setup.input_tensor, target_category=target)
+    gb = to_photo_size(gb_model(setup.input_tensor, target_category=target), setup.photo)
     paths = [out_dir / f"{method}_cam.jpg", out_dir / f"{method}_gb.jpg", out_dir / f"{method}_cam_gb.jpg"]
     images = [cv2.cvtColor(cam_image, cv2.COLOR_RGB2BGR), deprocess_image(gb), cam_gb(grayscale, gb)]
     for path, image in zip(paths, images):
@@ -301,9 +356,35 @@ def write_comparison(setup: Setup, targets: list | None, args: argparse.Namespac
     return path
 
 
+@contextmanager
+def one_line_warnings(enabled: bool) -> Iterator[None]:
+    """Inside the block (when ``enabled``), a warning shown on the terminal reads ``cam.py: warning: <message>``
+    on one line, without Python's file, line and source; the formatter is restored on exit."""
+    if not enabled:
+        yield
+        return
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 line: str | None = None) -> str:
+        return f"cam.py: warning: {' '.join(str(message).split())}\n"
+
+    original = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cam.py`` and the ``grad-cam`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    with one_line_warnings(not args.verbose):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything :func:`main` does once the command line is parsed; returns the exit status."""
     try:
         if args.method.lower() not in METHOD_NAMES:
             get_method(args.method)  # raises with the list of methods and close matches

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
+from pytorch_grad_cam.core.projection import project_on_first_component
 
 
 class EigenCAM(BaseCAM):
@@ -22,7 +23,7 @@ class EigenCAM(BaseCAM):
     reference release.
     """
 
-    uses_gradients = False
+    needs = CLASS_AGNOSTIC
 
     def __init__(
         self,
@@ -46,6 +47,6 @@ class EigenCAM(BaseCAM):
     ) -> torch.Tensor:
         return project_on_first_component(self.eigen_input(activations, grads), self.sign_correction)
 
-    def eigen_input(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
         """What the SVD decomposes: the activations themselves."""
         return activations

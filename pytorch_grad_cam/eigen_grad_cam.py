@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
 
@@ -12,7 +15,7 @@ class EigenGradCAM(EigenCAM):
     ``map = ReLU(first principal component of ∂y/∂A ⊙ A)``; class-discriminative, unlike Eigen-CAM.
     """
 
-    uses_gradients = True
+    needs = GRADIENTS
 
-    def eigen_input(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
         return grads * activations

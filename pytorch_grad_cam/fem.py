@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 
 
 class FEM(BaseCAM):
@@ -19,7 +20,7 @@ class FEM(BaseCAM):
     ``mean_c + k · std_c``;  ``map = ReLU(Σ_c w_c A_c)``.
     """
 
-    uses_gradients = False
+    needs = CLASS_AGNOSTIC
 
     def __init__(
         self,

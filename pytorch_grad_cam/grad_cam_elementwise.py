@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+from pytorch_grad_cam.core import BaseCAM, Target
 
 
 class GradCAMElementWise(BaseCAM):
@@ -22,10 +21,8 @@ class GradCAMElementWise(BaseCAM):
         target_layer: nn.Module,
         targets: list[Target],
         activations: torch.Tensor,
-        grads: torch.Tensor | None,
+        grads: torch.Tensor,
         eigen_smooth: bool = False,
     ) -> torch.Tensor:
         elementwise = (grads * activations).clamp_min(0)
-        if eigen_smooth:
-            return project_on_first_component(elementwise)
-        return elementwise.sum(dim=1)
+        return self.reduce_channels(elementwise, eigen_smooth)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.metrics.deletion_insertion import gaussian_blur
-from pytorch_grad_cam.utils.perturbation import BatchSize, check_batch_size, progress_bar, target_scores
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.outputs import row_scores
+from pytorch_grad_cam.core.perturbation import BatchSize, gaussian_blur, progress_bar
+from pytorch_grad_cam.core.scaling import min_max_scale
 
 
 class GroupCAM(BaseCAM):
@@ -40,6 +41,7 @@ class GroupCAM(BaseCAM):
         **kwargs: passed to :class:`BaseCAM`.
     """
 
+    input_ndims = (4,)
     batch_size = BatchSize()
 
     def __init__(
@@ -55,18 +57,12 @@ class GroupCAM(BaseCAM):
         progress: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.groups = check_batch_size(groups, "groups")
-        if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real):
-            raise TypeError(f"percentile must be a number in [0, 100); got {type(percentile).__name__}")
-        if not 0 <= percentile < 100:
-            raise ValueError(f"percentile must be in [0, 100); got {percentile}")
-        self.percentile = float(percentile)
-        self.blur_kernel_size = check_batch_size(blur_kernel_size, "blur_kernel_size")
+        self.groups = check_positive_int(groups, "groups")
+        self.percentile = check_real(percentile, "percentile", 0.0, 100.0, high_open=True)
+        self.blur_kernel_size = check_positive_int(blur_kernel_size, "blur_kernel_size")
         if self.blur_kernel_size % 2 == 0:
             raise ValueError(f"blur_kernel_size must be odd; got {blur_kernel_size}")
-        if isinstance(blur_sigma, bool) or not isinstance(blur_sigma, numbers.Real) or not blur_sigma > 0:
-            raise ValueError(f"blur_sigma must be a positive number; got {blur_sigma!r}")
-        self.blur_sigma = float(blur_sigma)
+        self.blur_sigma = check_real(blur_sigma, "blur_sigma", 0.0, low_open=True)
         self.batch_size = batch_size
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
@@ -77,11 +73,9 @@ class GroupCAM(BaseCAM):
         target_layer: nn.Module,
         targets: list[Target],
         activations: torch.Tensor,
-        grads: torch.Tensor | None,
+        grads: torch.Tensor,
         eigen_smooth: bool = False,
     ) -> torch.Tensor:
-        if input_tensor.ndim != 4:
-            raise ValueError(f"GroupCAM needs 2-D inputs (B, C, H, W); got shape {tuple(input_tensor.shape)}")
         images, channels = activations.shape[:2]
         weighted = grads.mean(dim=(2, 3), keepdim=True) * activations
         groups = torch.stack([part.sum(dim=1) for part in weighted.tensor_split(min(self.groups, channels), dim=1)], 1)
@@ -89,9 +83,7 @@ class GroupCAM(BaseCAM):
         threshold = torch.quantile(groups.flatten(2), self.percentile / 100, dim=2)[..., None, None]
         groups = torch.where(groups >= threshold, groups, torch.zeros_like(groups))
         masks = F.interpolate(groups, size=input_tensor.shape[2:], mode="bilinear", align_corners=False)
-        flat = masks.flatten(2)
-        low, high = flat.min(dim=2).values[..., None, None], flat.max(dim=2).values[..., None, None]
-        masks = (masks - low) / (high - low + 1e-8)
+        masks = min_max_scale(masks, eps=1e-8, start_dim=2)
 
         count = masks.shape[1]
         step = self.batch_size
@@ -99,11 +91,11 @@ class GroupCAM(BaseCAM):
         with torch.inference_mode(), progress_bar(images * -(-count // step), self.progress, "GroupCAM") as bar:
             blurred = gaussian_blur(input_tensor, self.blur_kernel_size, self.blur_sigma)
             for image in range(images):
-                base = target_scores(targets[image], self.model(blurred[image : image + 1]), 1)
+                base = row_scores(targets[image], self.model(blurred[image : image + 1]), 1)
                 for start in range(0, count, step):
                     mask = masks[image, start : start + step, None].to(input_tensor.dtype)
                     mixed = input_tensor[image : image + 1] * mask + blurred[image : image + 1] * (1 - mask)
-                    scores = target_scores(targets[image], self.model(mixed), mask.shape[0])
+                    scores = row_scores(targets[image], self.model(mixed), mask.shape[0])
                     gains[image, start : start + step] = (scores - base).clamp_min(0)
                     bar.update()
         return (gains.clone()[..., None, None] * masks).sum(dim=1)

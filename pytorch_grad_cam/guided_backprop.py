@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,7 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import eval_mode, model_device
+from pytorch_grad_cam.core.checks import check_index, describe
+from pytorch_grad_cam.core.model import eval_mode, model_device
+from pytorch_grad_cam.core.outputs import target_scores
+from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.utils.image import deprocess_image
 
 
@@ -85,7 +87,7 @@ class GuidedBackpropReLUModel:
             )
         device = self.device or model_device(self.model)
         input_leaf = input_img.detach().to(device).requires_grad_(True)
-        with eval_mode(self.model), self._guided_relus(), torch.enable_grad():
+        with eval_mode(self.model), guided_relus(self.model), torch.enable_grad():
             output = self.forward(input_leaf)
             categories = self._categories(output, target_category, input_img.shape[0])
             score = output[torch.arange(output.shape[0], device=output.device), categories].sum()
@@ -103,39 +105,57 @@ class GuidedBackpropReLUModel:
         num_classes = output.shape[1]
         if target_category is None:
             return output.argmax(dim=1)
-        is_int = isinstance(target_category, (numbers.Integral, np.integer)) and not isinstance(target_category, bool)
-        categories = [target_category] * batch_size if is_int else target_category
-        if isinstance(categories, (str, bytes)) or not isinstance(categories, (Sequence, np.ndarray)):
+        if isinstance(target_category, (Sequence, np.ndarray)) and not isinstance(target_category, (str, bytes)):
+            if len(target_category) != batch_size:
+                raise ValueError(
+                    f"target_category must hold one class per image ({batch_size}); got {len(target_category)}"
+                )
+            categories = [
+                check_index(category, f"target_category[{index}]", num_classes)
+                for index, category in enumerate(target_category)
+            ]
+        elif hasattr(target_category, "__index__"):  # one class for every image (a bool is refused)
+            categories = [check_index(target_category, "target_category", num_classes)] * batch_size
+        else:
             raise TypeError(
-                f"target_category must be None, an int or one int per image; got {type(target_category).__name__}"
+                f"target_category must be None, an int or one int per image; got {describe(target_category)}"
             )
-        if len(categories) != batch_size:
-            raise ValueError(
-                f"target_category must hold one class per image ({batch_size}); got {len(categories)}"
-            )
-        for category in categories:
-            if isinstance(category, bool) or not isinstance(category, (numbers.Integral, np.integer)):
-                raise TypeError(f"target_category must hold integers; got {category!r}")
-            if not 0 <= category < num_classes:
-                raise ValueError(f"target_category must be in [0, {num_classes}); got {category}")
-        return torch.as_tensor([int(c) for c in categories], device=output.device)
+        return torch.as_tensor(categories, device=output.device)
 
-    @contextmanager
-    def _guided_relus(self) -> Iterator[None]:
-        """Swap every ``nn.ReLU`` for a guided one; put the very same ReLU objects back afterwards."""
-        swapped = [
-            (parent, name, child)
-            for parent in self.model.modules()
-            for name, child in parent._modules.items()
-            if isinstance(child, nn.ReLU)
-        ]
-        try:
-            for parent, name, _ in swapped:
-                parent._modules[name] = GuidedBackpropReLUasModule()
-            yield
-        finally:
-            for parent, name, child in swapped:
-                parent._modules[name] = child
+
+@contextmanager
+def guided_relus(model: nn.Module) -> Iterator[None]:
+    """Swap every ``nn.ReLU`` of ``model`` for a guided one; put the very same ReLU objects back afterwards."""
+    swapped = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent._modules.items()
+        if isinstance(child, nn.ReLU)
+    ]
+    try:
+        for parent, name, _ in swapped:
+            parent._modules[name] = GuidedBackpropReLUasModule()
+        yield
+    finally:
+        for parent, name, child in swapped:
+            parent._modules[name] = child
+
+
+def guided_input_gradient(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    targets: Sequence[Target] | None,
+    default_targets: Callable[[Any, int], list[Target]],
+) -> torch.Tensor:
+    """``∂y/∂x`` through guided ReLUs for every image of a batch, ``y = Σ_i targets[i](output_i)``
+    (``targets=None``: ``default_targets(outputs, batch_size)`` of the guided forward's outputs)."""
+    leaf = input_tensor.detach().requires_grad_(True)
+    with guided_relus(model), torch.enable_grad():
+        outputs = model(leaf)
+        if targets is None:
+            targets = default_targets(outputs, leaf.shape[0])
+        (gradient,) = torch.autograd.grad(target_scores(targets, outputs).sum(), leaf)
+    return gradient.detach()
 
 
 def cam_gb(grayscale_cam: np.ndarray, guided_backprop: np.ndarray) -> np.ndarray:

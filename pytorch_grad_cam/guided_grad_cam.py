@@ -1,51 +1,68 @@
-"""Guided Grad-CAM as one CAM object."""
+"""Guided Grad-CAM: any CAM times guided backpropagation."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
-from pytorch_grad_cam.base_cam import Target, eval_mode
+from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.grad_cam import GradCAM
-from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
-from pytorch_grad_cam.utils.image import scale_cam_tensor
+from pytorch_grad_cam.guided_backprop import guided_input_gradient
 
 
-class GuidedGradCAM(GradCAM):
+class GuidedGradCAM(CAMWrapper):
     """Guided Grad-CAM — Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
     Gradient-based Localization", https://arxiv.org/abs/1610.02391 (Sec. 3.1)
 
-    The Grad-CAM map ``L`` (upsampled) times guided backpropagation ``G = ∂y/∂x`` through guided ReLUs
-    (Springenberg et al. 2015, :class:`GuidedBackpropReLUModel`), reduced to one channel:
-    ``map = norm(L ⊙ Σ_ch |G_ch|)`` (the magnitude divided by its maximum first, so that tiny
-    gradients still give a full [0, 1] range). The signed, per-channel ``L ⊙ G`` of the paper is ``L[:, None] *
+    The base method's map ``L`` (Grad-CAM by default, upsampled) times guided backpropagation ``G = ∂y/∂x``
+    through guided ReLUs (Springenberg et al. 2015, :class:`GuidedBackpropReLUModel`), reduced to one channel:
+    ``map = norm(L ⊙ Σ_ch |G_ch|)`` (the magnitude divided by its maximum first, so that tiny gradients still
+    give a full [0, 1] range). The signed, per-channel ``L ⊙ G`` of the paper is ``L[:, None] *
     cam.guided_gradients`` after a call (``guided_gradients``: ``(B, C, *spatial)`` float32 tensor), or the
     ready-to-save image ``cam_gb(grayscale_gradcam, guided_backprop)`` of :mod:`pytorch_grad_cam.guided_backprop`.
 
     Every ``nn.ReLU`` of the model is swapped for a guided one during the guided pass and put back after.
-    Arguments as :class:`BaseCAM`.
+
+    Args:
+        model: the network to explain.
+        target_layers: the layers of the base method.
+        reshape_transform: as for the base method.
+        base_method: a CAM class (built with the arguments above and ``kwargs``) or a CAM object.
+        **kwargs: further constructor arguments of ``base_method``.
     """
 
     guided_gradients: torch.Tensor | None = None
 
-    def compute(
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        target_layers: Sequence[nn.Module] | None = None,
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        base_method: type[CAMMethod] | CAMMethod = GradCAM,
+        **kwargs: Any,
+    ) -> None:
+        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
+
+    @property
+    def requires_autograd(self) -> bool:
+        return True
+
+    def explain(
         self,
         input_tensor: torch.Tensor,
-        targets: Sequence[Target] | None = None,
-        aug_smooth: bool = False,
-        eigen_smooth: bool = False,
+        targets: list[Target] | None,
+        *,
+        aug_smooth: bool,
+        eigen_smooth: bool,
+        **options: Any,
     ) -> torch.Tensor:
-        grad_cam = super().compute(input_tensor, targets, aug_smooth, eigen_smooth)
-        clean = self._prepare_input(input_tensor).detach().requires_grad_(True)
-        checked = self._check_targets(targets, clean.shape[0])
-        guided = GuidedBackpropReLUModel(self.model)
-        with eval_mode(self.model), guided._guided_relus(), torch.enable_grad():
-            outputs = self.model(clean)
-            if checked is None:
-                checked = self._default_targets(outputs, clean.shape[0])
-            (gradient,) = torch.autograd.grad(self._target_score(checked, outputs), clean)
-        self.guided_gradients = gradient.detach().float()
+        cam = self.base_cam.compute(input_tensor, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
+        defaults = lambda outputs, batch: self.default_targets(outputs, batch, **options)  # noqa: E731
+        self.guided_gradients = guided_input_gradient(self.model, input_tensor, targets, defaults).float()
         magnitude = self.guided_gradients.abs().sum(dim=1)
         peak = magnitude.flatten(1).max(dim=1).values.view((-1,) + (1,) * (magnitude.ndim - 1))
-        return scale_cam_tensor(grad_cam * magnitude / peak.clamp_min(torch.finfo(torch.float32).tiny))
+        return scale_cam_tensor(cam * magnitude / peak.clamp_min(torch.finfo(torch.float32).tiny))

@@ -7,8 +7,7 @@ import warnings
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
+from pytorch_grad_cam.core import BaseCAM, Target
 
 
 class HiResCAM(BaseCAM):
@@ -24,7 +23,7 @@ class HiResCAM(BaseCAM):
         target_layer: nn.Module,
         targets: list[Target],
         activations: torch.Tensor,
-        grads: torch.Tensor | None,
+        grads: torch.Tensor,
         eigen_smooth: bool = False,
     ) -> torch.Tensor:
         elementwise = grads * activations
@@ -32,5 +31,4 @@ class HiResCAM(BaseCAM):
             warnings.warn(
                 "HiResCAM's faithfulness guarantee does not hold when eigen_smooth is applied", stacklevel=2
             )
-            return project_on_first_component(elementwise)
-        return elementwise.sum(dim=1)
+        return self.reduce_channels(elementwise, eigen_smooth)

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import Target
+from pytorch_grad_cam.core import Target
+from pytorch_grad_cam.core.checks import check_positive_int
 from pytorch_grad_cam.score_cam import ScoreCAM
-from pytorch_grad_cam.utils.perturbation import check_batch_size
 
 
 class ISCAM(ScoreCAM):
@@ -38,7 +38,7 @@ class ISCAM(ScoreCAM):
         num_samples: int = 10,
         **kwargs: Any,
     ) -> None:
-        self.num_samples = check_batch_size(num_samples, "num_samples")
+        self.num_samples = check_positive_int(num_samples, "num_samples")
         super().__init__(model, target_layers, reshape_transform, **kwargs)
 
     def get_cam_weights(

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_kernel
 
 
@@ -19,7 +20,7 @@ class KPCA_CAM(BaseCAM):
     with scikit-learn's ``KernelPCA(kernel, gamma)``; gradient-free and class-agnostic.
     """
 
-    uses_gradients = False
+    needs = CLASS_AGNOSTIC
 
     def __init__(
         self,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, CAMWrapper, Target, eval_mode
-from pytorch_grad_cam.smooth_grad_cam_plusplus import check_noise_level, noise_scale
-from pytorch_grad_cam.utils.image import scale_cam_tensor
-from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
-from pytorch_grad_cam.utils.validation import describe
+from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
+from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
+from pytorch_grad_cam.core.scaling import scale_cam_tensor
+from pytorch_grad_cam.grad_cam import GradCAM
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -31,66 +32,63 @@ class NoiseTunnel(CAMWrapper):
     SmoothGrad returns the wrapped method's map.
 
     Used like a CAM object: ``NoiseTunnel(GradCAM(model, layers))(input_tensor, targets)``; ``with`` and
-    :meth:`release` act on the wrapped method.
+    :meth:`release` act on the wrapped method. Like the other wrappers it can also build the wrapped method:
+    ``NoiseTunnel(model=model, target_layers=layers, base_method=ScoreCAM)``.
 
     Args:
-        cam: any CAM object of the library (a :class:`BaseCAM`).
+        cam: any CAM object of the library, a wrapper included; ``None`` builds ``base_method``.
         nt_type: ``"smoothgrad"``, ``"smoothgrad_sq"`` or ``"vargrad"``.
         num_samples: number of noisy copies ``n`` (one call of ``cam`` each, on the whole batch).
         noise_level: noise standard deviation as a fraction of each image's value range.
         progress: show a tqdm progress bar over the noisy copies.
+        model, target_layers, reshape_transform, base_method, **kwargs: build the wrapped method
+            ``base_method(model, target_layers, reshape_transform, **kwargs)`` (GradCAM by default) when ``cam``
+            is ``None``.
     """
 
     def __init__(
         self,
-        cam: BaseCAM,
+        cam: CAMMethod | None = None,
         nt_type: str = "smoothgrad",
         num_samples: int = 8,
         noise_level: float = 0.15,
         progress: bool = True,
+        *,
+        model: nn.Module | None = None,
+        target_layers: Sequence[nn.Module] | None = None,
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        base_method: type[CAMMethod] = GradCAM,
+        **kwargs: Any,
     ) -> None:
-        if not isinstance(cam, BaseCAM):
-            raise TypeError(f"cam must be a CAM object of pytorch_grad_cam (a BaseCAM); got {describe(cam)}")
-        if nt_type not in NT_TYPES:
-            raise ValueError(f"nt_type must be one of {', '.join(map(repr, NT_TYPES))}; got {nt_type!r}")
-        self.base_cam = cam
-        self.nt_type = nt_type
-        self.num_samples = check_batch_size(num_samples, "num_samples")
-        self.noise_level = check_noise_level(noise_level)
+        self.nt_type = check_choice(nt_type, "nt_type", NT_TYPES)
+        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.noise_level = check_real(noise_level, "noise_level", 0.0)
         self.progress = progress
+        self.base_cam = self.build_base(
+            base_method if cam is None else cam, model, target_layers, reshape_transform, **kwargs
+        )
 
-    def __call__(
+    def explain(
         self,
         input_tensor: torch.Tensor,
-        targets: Sequence[Target] | None = None,
-        aug_smooth: bool = False,
-        eigen_smooth: bool = False,
-    ) -> np.ndarray:
-        """The smoothed maps as ``np.float32`` ``(B, H, W)`` (or ``(B, D, H, W)``) in [0, 1]."""
-        return self.compute(input_tensor, targets, aug_smooth, eigen_smooth).detach().cpu().numpy()
-
-    def compute(
-        self,
-        input_tensor: torch.Tensor,
-        targets: Sequence[Target] | None = None,
-        aug_smooth: bool = False,
-        eigen_smooth: bool = False,
+        targets: list[Target] | None,
+        *,
+        aug_smooth: bool,
+        eigen_smooth: bool,
+        **options: Any,
     ) -> torch.Tensor:
-        """Same as calling the object, but returns a float32 tensor on the model's device."""
         cam = self.base_cam
-        clean = cam._prepare_input(input_tensor)
-        fixed = cam._check_targets(targets, clean.shape[0])
-        if fixed is None:
-            with torch.no_grad(), eval_mode(cam.model):
-                fixed = cam._default_targets(cam.model(clean), clean.shape[0])
-        sigma = noise_scale(clean, self.noise_level)
-        total = squares = None
+        if targets is None:
+            with torch.no_grad():
+                targets = cam.default_targets(self.model(input_tensor), input_tensor.shape[0], **options)
+        sigma = noise_scale(input_tensor, self.noise_level)
+        total = squares = torch.zeros(())
         with progress_bar(self.num_samples, self.progress, f"NoiseTunnel({type(cam).__name__})") as bar:
             for _ in range(self.num_samples):
-                noisy = clean + torch.randn_like(clean) * sigma
-                maps = cam.compute(noisy, fixed, aug_smooth, eigen_smooth).detach().float()
-                total = maps if total is None else total + maps
-                squares = maps**2 if squares is None else squares + maps**2
+                noisy = input_tensor + torch.randn_like(input_tensor) * sigma
+                maps = cam.compute(noisy, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
+                maps = maps.detach().float()
+                total, squares = total + maps, squares + maps**2
                 bar.update()
         mean, mean_of_squares = total / self.num_samples, squares / self.num_samples
         if self.nt_type == "smoothgrad":
@@ -100,4 +98,3 @@ class NoiseTunnel(CAMWrapper):
         else:
             result = (mean_of_squares - mean**2).clamp_min(0)
         return scale_cam_tensor(result)
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,8 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target, target_scores
-from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
+from pytorch_grad_cam.core import BaseCAM, Needs, Target
+from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
+from pytorch_grad_cam.core.outputs import target_scores
+from pytorch_grad_cam.core.perturbation import progress_bar
+from pytorch_grad_cam.core.scaling import min_max_scale
 
 OBJECTIVES = ("mask", "diff")
 
@@ -44,7 +46,7 @@ class OptiCAM(BaseCAM):
         **kwargs: passed to :class:`BaseCAM`.
     """
 
-    uses_gradients = False
+    needs = Needs(layer_gradients=False, autograd=True)
 
     def __init__(
         self,
@@ -57,31 +59,19 @@ class OptiCAM(BaseCAM):
         progress: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.iterations = check_batch_size(iterations, "iterations")
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-            raise TypeError(f"learning_rate must be a positive number; got {type(learning_rate).__name__}")
-        if not 0 < learning_rate < float("inf"):
-            raise ValueError(f"learning_rate must be a positive number; got {learning_rate}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(map(repr, OBJECTIVES))}; got {objective!r}")
-        self.learning_rate = float(learning_rate)
-        self.objective = objective
+        self.iterations = check_positive_int(iterations, "iterations")
+        self.learning_rate = check_real(learning_rate, "learning_rate", 0.0, low_open=True)
+        self.objective = check_choice(objective, "objective", OBJECTIVES)
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
         self.objective_history: torch.Tensor | None = None
-
-    def _scores(self, targets: list[Target], outputs: Any) -> torch.Tensor:
-        return target_scores(targets, outputs)
 
     def saliency(self, weights: torch.Tensor, activations: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         """``S = norm(up(Σ_c softmax(u)_c A_c))``, ``(B, 1, *size)`` in [0, 1], differentiable in ``weights``."""
         cam = (torch.softmax(weights, dim=1)[(...,) + (None,) * (activations.ndim - 2)] * activations).sum(1)
         mode = "bilinear" if activations.ndim == 4 else "trilinear"
         cam = F.interpolate(cam[:, None], size=tuple(size), mode=mode, align_corners=False)
-        flat = cam.flatten(1)
-        view = (-1,) + (1,) * (cam.ndim - 1)
-        low, high = flat.min(dim=1).values.view(view), flat.max(dim=1).values.view(view)
-        return (cam - low) / (high - low + 1e-8)
+        return min_max_scale(cam, eps=1e-8)
 
     def get_cam_weights(
         self,
@@ -91,13 +81,8 @@ class OptiCAM(BaseCAM):
         activations: torch.Tensor,
         grads: torch.Tensor | None,
     ) -> torch.Tensor:
-        if torch.is_inference_mode_enabled():
-            raise RuntimeError(
-                "OptiCAM optimises its weights by gradient ascent, which torch.inference_mode() forbids; call it "
-                "outside inference_mode"
-            )
         activations = activations.detach()
-        clean = self._scores(targets, self.outputs).to(activations.device)
+        clean = target_scores(targets, self.outputs).to(activations.device)
         weights = torch.zeros(activations.shape[:2], device=activations.device, requires_grad=True)
         optimizer = torch.optim.Adam([weights], lr=self.learning_rate)
         history = []
@@ -106,7 +91,7 @@ class OptiCAM(BaseCAM):
         with torch.enable_grad(), progress_bar(self.iterations + 1, self.progress, "OptiCAM") as bar:
             for step in range(self.iterations + 1):
                 mask = self.saliency(weights, activations, input_tensor.shape[2:]).to(input_tensor.dtype)
-                scores = self._scores(targets, self.model(input_tensor * mask))
+                scores = target_scores(targets, self.model(input_tensor * mask))
                 value = scores if self.objective == "mask" else -(scores - clean).abs()
                 history.append(value.detach())
                 better = value.detach() > best_value

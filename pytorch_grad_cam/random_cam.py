@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 
 
 class RandomCAM(BaseCAM):
@@ -14,7 +15,7 @@ class RandomCAM(BaseCAM):
     score clearly better than this on a localisation metric.
     """
 
-    uses_gradients = False
+    needs = CLASS_AGNOSTIC
 
     def get_cam_weights(
         self,

@@ -9,8 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.perturbation import BatchSize, progress_bar, target_scores
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
+from pytorch_grad_cam.core.outputs import row_scores
+from pytorch_grad_cam.core.perturbation import BatchSize, progress_bar
+from pytorch_grad_cam.core.scaling import min_max_scale
 
 #: ``vary(masks, sample)``: the ``sample``-th variant of a batch of masks ``(k, *spatial)``; ``sample`` is a
 #: ``(k,)`` long tensor of variant indices in ``[0, num_samples)``.
@@ -37,7 +40,7 @@ class ScoreCAM(BaseCAM):
         **kwargs: passed to :class:`BaseCAM`.
     """
 
-    uses_gradients = False
+    needs = ACTIVATIONS_ONLY
     batch_size = BatchSize()
 
     def __init__(
@@ -84,7 +87,6 @@ class ScoreCAM(BaseCAM):
         spatial = input_tensor.shape[2:]
         # as the reference: bilinear with aligned corners in 2-D, trilinear (corners not aligned) in 3-D
         mode, align = ("bilinear", True) if len(spatial) == 2 else ("trilinear", False)
-        view = (-1,) + (1,) * len(spatial)
         step = self.batch_size
         pairs = channels * num_samples
         scores = torch.zeros(images, channels, device=activations.device)
@@ -96,12 +98,10 @@ class ScoreCAM(BaseCAM):
                     channel, sample = pair // num_samples, pair % num_samples
                     chunk = activations[image, channel][None]
                     masks = F.interpolate(chunk, size=spatial, mode=mode, align_corners=align)[0]
-                    flat = masks.reshape(masks.shape[0], -1)
-                    low, high = flat.min(dim=1).values, flat.max(dim=1).values
-                    masks = (masks - low.view(view)) / (high - low + 1e-8).view(view)
+                    masks = min_max_scale(masks, eps=1e-8)
                     if vary is not None:
                         masks = vary(masks, sample)
                     masked = input_tensor[image : image + 1] * masks[:, None].to(input_tensor.dtype)
-                    scores[image].index_add_(0, channel, target_scores(targets[image], self.model(masked), len(pair)))
+                    scores[image].index_add_(0, channel, row_scores(targets[image], self.model(masked), len(pair)))
                     bar.update()
         return scores.clone() / num_samples

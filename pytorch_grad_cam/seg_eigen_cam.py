@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
 
@@ -19,7 +20,7 @@ class SegEigenCAM(EigenCAM):
     larger-magnitude lobe is positive (Eq. 13).
     """
 
-    uses_gradients = True
+    needs = GRADIENTS
 
     def __init__(
         self,
@@ -31,5 +32,5 @@ class SegEigenCAM(EigenCAM):
     ) -> None:
         super().__init__(model, target_layers, reshape_transform, sign_correction, **kwargs)
 
-    def eigen_input(self, activations: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
+    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
         return grads.abs() * activations

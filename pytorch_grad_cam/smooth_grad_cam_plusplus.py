@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.perturbation import check_batch_size, progress_bar
-
-
-def check_noise_level(value: Any, name: str = "noise_level") -> float:
-    """``value`` as a finite float ``>= 0``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative number; got {type(value).__name__} {value!r}")
-    if not (value >= 0 and float(value) != float("inf")):
-        raise ValueError(f"{name} must be a finite non-negative number; got {value}")
-    return float(value)
-
-
-def noise_scale(input_tensor: torch.Tensor, noise_level: float) -> torch.Tensor:
-    """SmoothGrad's noise standard deviation per image: ``σ = noise_level · (max(x) - min(x))``, shaped to
-    broadcast over ``input_tensor``."""
-    flat = input_tensor.detach().flatten(1)
-    spread = flat.max(dim=1).values - flat.min(dim=1).values
-    return (noise_level * spread).view((-1,) + (1,) * (input_tensor.ndim - 1))
+from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, Target
+from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 
 
 class SmoothGradCAMPlusPlus(BaseCAM):
@@ -62,8 +44,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         progress: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.num_samples = check_batch_size(num_samples, "num_samples")
-        self.noise_level = check_noise_level(noise_level)
+        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.noise_level = check_real(noise_level, "noise_level", 0.0)
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
 
@@ -83,7 +65,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             for _ in range(self.num_samples):
                 noisy = input_tensor + torch.randn_like(input_tensor) * sigma
                 outputs = recorder(noisy)
-                (gradient,) = recorder.compute_gradients(self._target_score(targets, outputs))
+                (gradient,) = recorder.compute_gradients(self.target_score(targets, outputs))
                 moments += gradient.float().unsqueeze(0).pow(powers)
                 bar.update()
         first, second, third = moments / self.num_samples

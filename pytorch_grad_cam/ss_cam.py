@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import Target
+from pytorch_grad_cam.core import Target
+from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.score_cam import ScoreCAM
-from pytorch_grad_cam.smooth_grad_cam_plusplus import check_noise_level
-from pytorch_grad_cam.utils.perturbation import check_batch_size
 
 
 class SSCAM(ScoreCAM):
@@ -41,8 +40,8 @@ class SSCAM(ScoreCAM):
         std: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        self.num_samples = check_batch_size(num_samples, "num_samples")
-        self.std = check_noise_level(std, "std")
+        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.std = check_real(std, "std", 0.0)
         super().__init__(model, target_layers, reshape_transform, **kwargs)
 
     def get_cam_weights(

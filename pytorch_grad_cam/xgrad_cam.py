@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, Target
 
 
 class XGradCAM(BaseCAM):
@@ -21,7 +21,7 @@ class XGradCAM(BaseCAM):
         target_layer: nn.Module,
         targets: list[Target],
         activations: torch.Tensor,
-        grads: torch.Tensor | None,
+        grads: torch.Tensor,
     ) -> torch.Tensor:
         spatial = tuple(range(2, grads.ndim))
         sum_activations = activations.sum(dim=spatial, keepdim=True)

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import BaseCAM, Target
-from pytorch_grad_cam.utils.validation import describe
+from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core.checks import describe
+from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 
 
 class CAM(BaseCAM):
@@ -38,7 +39,7 @@ class CAM(BaseCAM):
             ``fc_layer(GAP(target layer output))``.
     """
 
-    uses_gradients = False
+    needs = ACTIVATIONS_ONLY
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class CAM(BaseCAM):
         self._check_gap_linear_head(activations, weight)
         with torch.inference_mode(False), torch.enable_grad():
             logits = self.outputs.detach().clone().float().requires_grad_(True)
-            score = sum(target(logits[index]).sum() for index, target in enumerate(targets))
+            score = torch.stack([target(logits[index]).sum() for index, target in enumerate(targets)]).sum()
             (slopes,) = torch.autograd.grad(score, logits, allow_unused=True)
         if slopes is None:
             return torch.zeros(activations.shape[:2], device=activations.device)

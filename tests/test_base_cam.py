@@ -231,7 +231,7 @@ def test_reverse_layer_order_pairs_by_index(tiny_cnn, golden_input) -> None:
     assert record.activations[0].shape == (2, 32, 12, 14) and record.gradients[0].shape == (2, 32, 12, 14)
     assert record.activations[1].shape == (2, 16, 12, 14) and record.gradients[1].shape == (2, 16, 12, 14)
     # per-layer maps come out in target_layers order: layer 6 first, then layer 4
-    per_layer = reverse.compute_cam_per_layer(golden_input, TARGETS, False)
+    per_layer = reverse.compute_cam_per_layer(golden_input, TARGETS, False)  # reference name, last recording
     acts, grads = acts_and_grads(tiny_cnn, golden_input, [4, 6], tiny_score)
     by_hand = [
         layer_map_2d((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), (24, 28)) for a, g in zip(acts, grads)

@@ -74,10 +74,10 @@ def test_aug_smooth_and_eigen_smooth(tiny_cnn, golden_input):
     assert hook_count(tiny_cnn) == 0
 
 
-def test_no_mutable_default():
-    signature = inspect.signature(FinerCAM.__call__)
-    assert signature.parameters["comparison_categories"].default is None
-    assert inspect.signature(FinerCAM.forward).parameters["comparison_categories"].default is None
+def test_no_mutable_default_and_the_reference_positional_order():
+    assert inspect.signature(FinerCAM.explain).parameters["comparison_categories"].default is None
+    # cam(input_tensor, targets, eigen_smooth, alpha, comparison_categories, target_idx) as in the reference
+    assert FinerCAM.call_flags[:4] == ("eigen_smooth", "alpha", "comparison_categories", "target_idx")
     assert DEFAULT_COMPARISON_CATEGORIES == (1, 2, 3)
 
 
@@ -114,9 +114,9 @@ def test_bad_input(tiny_cnn, golden_input):
         finer(golden_input, comparison_categories=[0, 1])
     with pytest.raises(TypeError, match=r"comparison_categories must be a sequence of integer ranks.*got '12'"):
         finer(golden_input, comparison_categories="12")
-    with pytest.raises(TypeError, match=r"comparison_categories\[1\] must be an integer; got 2.5"):
+    with pytest.raises(TypeError, match=r"comparison_categories\[1\] must be an integer; got float 2.5"):
         finer(golden_input, comparison_categories=[1, 2.5])
-    with pytest.raises(TypeError, match=r"alpha must be a real number; got 'big'"):
+    with pytest.raises(TypeError, match=r"alpha must be a real number; got str 'big'"):
         finer(golden_input, alpha="big")
     with pytest.raises(ValueError, match=r"target_idx must be in \[0, 5\); got 9"):
         finer(golden_input, target_idx=9)
@@ -126,6 +126,6 @@ def test_bad_input(tiny_cnn, golden_input):
         finer(golden_input[0])
     with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor of shape \(B, C, H, W\) .*; got list"):
         finer([1, 2])
-    with pytest.raises(TypeError, match=r"base_method must be a BaseCAM subclass such as GradCAM; got 'GradCAM'"):
+    with pytest.raises(TypeError, match=r"base_method must be a CAM class such as GradCAM.*; got str 'GradCAM'"):
         FinerCAM(tiny_cnn, [tiny_cnn[6]], base_method="GradCAM")
     assert hook_count(tiny_cnn) == 0

@@ -14,7 +14,7 @@ from conftest import build_tiny_cnn, hook_count
 from torch import nn
 
 from pytorch_grad_cam import FullGrad
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, RawScoresOutputTarget
 
 TOL = 1e-5
 
@@ -40,7 +40,13 @@ def test_empty_target_layers_do_not_warn(tiny_cnn, golden_input, golden):
         warnings.simplefilter("error")
         cam = FullGrad(tiny_cnn, [])
     np.testing.assert_allclose(cam(golden_input, _targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
-    assert cam.target_layers == [tiny_cnn[0], tiny_cnn[2], tiny_cnn[3], tiny_cnn[5], tiny_cnn[9]]
+    # the reference's layer set: Conv2d and BatchNorm2d with a bias (not the final Linear)
+    assert cam.bias_layers() == [tiny_cnn[0], tiny_cnn[2], tiny_cnn[3], tiny_cnn[5]]
+    assert cam.target_layers == []
+    every = FullGrad(tiny_cnn, [], all_bias_layers=True)
+    assert every.bias_layers() == [tiny_cnn[0], tiny_cnn[2], tiny_cnn[3], tiny_cnn[5], tiny_cnn[9]]
+    # the Linear classifier's output is no map: the wider set gives the same numbers here
+    np.testing.assert_allclose(every(golden_input, _targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
 
 
 class ConvThenMean(nn.Module):
@@ -173,7 +179,9 @@ def test_channels_last_linear_counts_like_the_equivalent_convolution():
     x = torch.randn(2, 3, 6, 7)
     targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(3)]
     expected = FullGrad(conv_net, [])(x, targets)
-    np.testing.assert_allclose(FullGrad(linear_net, [])(x, targets), expected, atol=TOL)
+    np.testing.assert_allclose(FullGrad(linear_net, [], all_bias_layers=True)(x, targets), expected, atol=TOL)
+    # the reference's layer set leaves the linear layer out, so the maps differ
+    assert np.abs(FullGrad(linear_net, [])(x, targets) - expected).max() > 1e-3
 
 
 def test_eigen_smooth_and_aug_smooth_run(tiny_cnn, golden_input):
@@ -183,10 +191,22 @@ def test_eigen_smooth_and_aug_smooth_run(tiny_cnn, golden_input):
         assert result.min() >= 0 and result.max() <= 1 + 1e-6 and result.max() > 0.5
 
 
-def test_model_without_bias_layers_is_rejected():
+def test_model_without_bias_layers_gives_the_input_gradient_part():
+    # as the reference (e.g. CLIP's bias-free patch convolution): only ψ(|∇_x y ⊙ x|), per channel, summed
+    torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 2, 3, bias=False), nn.Flatten())
-    with pytest.raises(ValueError, match=r"at least one layer with a bias.*this model has none"):
-        FullGrad(model, [])
+    x = torch.randn(2, 3, 5, 6)
+    result = FullGrad(model, [])(x, [RawScoresOutputTarget()] * 2)
+    leaf = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(leaf).sum(), leaf)
+    part = (grad * x).abs().numpy()
+    flat = part.reshape(2, 3, -1)
+
+    def min_max(values: np.ndarray) -> np.ndarray:
+        low = values.min(-1, keepdims=True)
+        return (values - low) / (values.max(-1, keepdims=True) - low + 1e-7)
+
+    np.testing.assert_allclose(result, min_max(min_max(flat).sum(1)).reshape(2, 5, 6), atol=1e-5)
 
 
 def test_bad_target_layers_type(tiny_cnn):

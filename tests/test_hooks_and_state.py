@@ -13,6 +13,7 @@ from conftest import build_tiny_cnn, hook_count
 from torch import nn
 
 import pytorch_grad_cam as pgc
+from pytorch_grad_cam.core import protocol
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 TARGETS = [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
@@ -173,14 +174,12 @@ def test_train_mode_model_is_computed_in_eval_mode_and_restored(golden_input) ->
         assert torch.equal(buffer, buffers[name]), name
 
     # the train-mode answer really differs (batch statistics), so the test above is meaningful
-    class TrainModeCAM(pgc.GradCAM):
-        def _eval_mode(self):
-            return contextlib.nullcontext()
-
     train_model = build_tiny_cnn()
     train_model.load_state_dict(model.state_dict())
     train_model.train()
-    in_train = TrainModeCAM(train_model, [train_model[6]])(golden_input, TARGETS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(protocol, "eval_mode", lambda model: contextlib.nullcontext())
+        in_train = pgc.GradCAM(train_model, [train_model[6]])(golden_input, TARGETS)
     assert np.abs(in_train - expected).max() > 1e-2
 
 

@@ -124,9 +124,9 @@ def test_softmax_output_target() -> None:
 
 
 def test_category_validation() -> None:
-    with pytest.raises(TypeError, match=r"category must be an integer class index; got float 2.5"):
+    with pytest.raises(TypeError, match=r"category must be an integer; got float 2.5"):
         ClassifierOutputSoftmaxTarget(2.5)
-    with pytest.raises(TypeError, match=r"category must be an integer class index; got str '1'"):
+    with pytest.raises(TypeError, match=r"category must be an integer; got str '1'"):
         ClassifierOutputReST("1")
     with pytest.raises(ValueError, match=r"category must be in \[0, 5\) .* got 7"):
         ClassifierOutputSoftmaxTarget(7)(LOGITS[0])
@@ -215,9 +215,9 @@ def test_finer_weighted_target_hand_computed() -> None:
 def test_finer_weighted_target_bad_input() -> None:
     with pytest.raises(ValueError, match="comparison_categories must hold at least one class index"):
         FinerWeightedTarget(1, [], 1.0)
-    with pytest.raises(TypeError, match=r"comparison_categories\[1\] must be an integer class index"):
+    with pytest.raises(TypeError, match=r"comparison_categories\[1\] must be an integer; got float"):
         FinerWeightedTarget(1, [0, 1.5], 1.0)
-    with pytest.raises(TypeError, match="alpha must be a finite real number; got 'x'"):
+    with pytest.raises(TypeError, match="alpha must be a real number; got str 'x'"):
         FinerWeightedTarget(1, [0], "x")
     with pytest.raises(ValueError, match=r"category must be in \[0, 4\) .* got 9"):
         FinerWeightedTarget(1, [0, 9], 1.0)(torch.zeros(4))

@@ -9,7 +9,8 @@ import torch
 from conftest import hook_count
 from torch import nn
 
-from pytorch_grad_cam import ScoreCAM, base_cam
+from pytorch_grad_cam import ScoreCAM
+from pytorch_grad_cam.core import base as core_base
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 TOL = 1e-5
@@ -33,10 +34,10 @@ def test_golden(tiny_cnn, golden_input, golden, key):
 def test_golden_eigen_smooth_up_to_the_svd_sign(tiny_cnn, golden_input, golden, monkeypatch):
     """The first principal component's sign is arbitrary (tests/data/GOLDEN.md): each image must match the
     golden map with one of the two signs of the projection."""
-    project = base_cam.project_on_first_component
+    project = core_base.project_on_first_component
     errors = []
     for sign in (1.0, -1.0):
-        monkeypatch.setattr(base_cam, "project_on_first_component", lambda a, s=sign, **k: s * project(a, **k))
+        monkeypatch.setattr(core_base, "project_on_first_component", lambda a, s=sign, **k: s * project(a, **k))
         result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=16, progress=False)(
             golden_input, _targets(), eigen_smooth=True
         )

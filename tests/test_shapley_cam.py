@@ -11,7 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torchvision.models import vit_b_16
 
 from pytorch_grad_cam import GradCAM, ShapleyCAM
-from pytorch_grad_cam.utils.image import scale_cam_tensor
+from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform
 
@@ -88,7 +88,7 @@ def test_hand_computed_second_order_weights(spatial):
     grad = rows[0].reshape(view) / n + rows[1].reshape(view) * a  # ∂y/∂A
     hvp = rows[1].reshape(view) * a  # H A with H = diag(u)
     weights = (grad - 0.5 * hvp).flatten(2).mean(-1)
-    per_layer = scale_cam_tensor((weights.reshape(view) * a).sum(1).clamp_min(0), tuple(reversed(spatial)))
+    per_layer = scale_cam_tensor((weights.reshape(view) * a).sum(1).clamp_min(0), tuple(spatial))
     expected = scale_cam_tensor(per_layer.clamp_min(0))  # BaseCAM's layer aggregation
     torch.testing.assert_close(cam, expected, atol=1e-5, rtol=0)
     # the second-order term matters here: GradCAM gives another map

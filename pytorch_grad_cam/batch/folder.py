@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pytorch_grad_cam.utils.validation import check_positive_int
+from pytorch_grad_cam.core.checks import check_positive_int
 
 #: The file endings read as images (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

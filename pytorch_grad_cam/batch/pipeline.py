@@ -30,11 +30,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from pytorch_grad_cam.base_cam import BaseCAM, eval_mode, model_device
 from pytorch_grad_cam.batch import storage
+from pytorch_grad_cam.core import CAMMethod
+from pytorch_grad_cam.core.checks import check_callable, check_choice, check_int, check_positive_int, describe
+from pytorch_grad_cam.core.model import eval_mode, model_device
 from pytorch_grad_cam.methods import get_method
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from pytorch_grad_cam.utils.validation import check_positive_int, describe
 
 __all__ = [
     "BatchMetric",
@@ -78,7 +79,7 @@ class ExplainedBatch:
     targets: list[int]
     target_callables: list[ClassifierOutputTarget]
     model: nn.Module
-    cam: BaseCAM
+    cam: CAMMethod
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -282,19 +283,18 @@ def _layer_names(model: nn.Module, layers: Sequence[nn.Module]) -> list[str]:
 
 def _check_arguments(batch_size: Any, num_workers: Any, map_dtype: Any, target: Any, metrics: Any) -> None:
     check_positive_int(batch_size, "batch_size")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative int; got {num_workers!r}")
-    if map_dtype not in _MAP_DTYPES:
-        raise ValueError(f"map_dtype must be one of {sorted(_MAP_DTYPES)}; got {map_dtype!r}")
-    if not (target is None or target == "label" or (isinstance(target, int) and not isinstance(target, bool))):
+    check_int(num_workers, "num_workers", minimum=0)
+    check_choice(map_dtype, "map_dtype", sorted(_MAP_DTYPES))
+    if isinstance(target, int):  # a class index; bools are refused
+        check_int(target, "target")
+    elif not (target is None or target == "label"):
         raise ValueError(f"target must be None (the top class), 'label' or a class index; got {target!r}")
     if not isinstance(metrics, Mapping):
         raise TypeError(f"metrics must be a mapping of name → metric; got {describe(metrics)}")
     for name, metric in metrics.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"metric names must be identifiers (they become column names); got {name!r}")
-        if not callable(metric):
-            raise TypeError(f"metrics[{name!r}] must be callable; got {describe(metric)}")
+        check_callable(metric, f"metrics[{name!r}]", allow_none=False)
 
 
 def _fault_hook(fail_after_shards: int | None) -> tuple[int | None, str]:
@@ -323,7 +323,7 @@ def explain_dataset(
     model: nn.Module,
     target_layers: Sequence[nn.Module],
     output_dir: str | os.PathLike[str],
-    method: str | type[BaseCAM] = "gradcam",
+    method: str | type[CAMMethod] = "gradcam",
     *,
     reshape_transform: Callable[[Any], torch.Tensor] | None = None,
     method_kwargs: Mapping[str, Any] | None = None,
@@ -356,7 +356,7 @@ def explain_dataset(
         model: the classifier (output ``(B, num_classes)``); moved to ``device``.
         target_layers: the layers to explain, as for any CAM method.
         output_dir: where the shards and the index go (created).
-        method: a method name from :data:`pytorch_grad_cam.methods.METHOD_NAMES` or a :class:`BaseCAM` class.
+        method: a method name from :data:`pytorch_grad_cam.methods.METHODS` or a CAM class such as ``GradCAM``.
         reshape_transform: passed to the method (vision transformers).
         method_kwargs: extra constructor arguments of the method (e.g. ``{"batch_size": 64}`` for ScoreCAM).
         target: ``None`` explains each image's top class, ``"label"`` the dataset's label, an int that class.
@@ -390,8 +390,8 @@ def explain_dataset(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
     cam_class = get_method(method) if isinstance(method, str) else method
-    if not (isinstance(cam_class, type) and issubclass(cam_class, BaseCAM)):
-        raise TypeError(f"method must be a method name or a BaseCAM subclass; got {describe(method)}")
+    if not (isinstance(cam_class, type) and issubclass(cam_class, CAMMethod)):
+        raise TypeError(f"method must be a method name or a CAM class such as GradCAM; got {describe(method)}")
     _check_arguments(batch_size, num_workers, map_dtype, target, {} if metrics is None else metrics)
     metrics = dict(metrics or {})
     fail_after, fail_mode = _fault_hook(fail_after_shards)
@@ -483,7 +483,7 @@ def explain_dataset(
 
 
 def _explain_batch(
-    cam: BaseCAM,
+    cam: CAMMethod,
     model: nn.Module,
     batch: _Batch,
     indices: np.ndarray,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytorch_grad_cam.core.checks import check_positive_int
 from pytorch_grad_cam.demo.scenes import MEAN, SCENE_SIZE, SHAPES, STD, normalize
 
 #: The class names of the demo model's outputs, in output order.
@@ -56,11 +57,10 @@ class DemoCNN(nn.Module):
 
     def __init__(self, num_classes: int = len(DEMO_CLASSES), widths: Sequence[int] = DEFAULT_WIDTHS) -> None:
         super().__init__()
-        widths = tuple(int(w) for w in widths)
-        if len(widths) != 5 or min(widths) < 1:
+        widths = tuple(check_positive_int(w, f"widths[{i}]") for i, w in enumerate(widths))
+        if len(widths) != 5:
             raise ValueError(f"widths must be five positive ints; got {widths}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int; got {num_classes}")
+        num_classes = check_positive_int(num_classes, "num_classes")
         w1, w2, w3, w4, w5 = widths
         self.widths = widths
         self.features = nn.Sequential(

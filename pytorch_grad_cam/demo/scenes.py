@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pytorch_grad_cam.core.checks import check_index, check_int
+
 #: The object classes, in label order.
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "star", "cross")
 #: The default side of a scene, in pixels.
@@ -39,21 +41,6 @@ _ASSETS = Path(__file__).parent / "assets"
 _SUPERSAMPLE = 4  # shapes are rasterised at 4x and area-downsampled: anti-aliased edges
 _DATASET_TAG = 0x5CE7E  # keeps dataset seeds (tag, seed, index) apart from single-scene seeds
 _MIN_SIZE = 32
-
-
-def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise TypeError(f"size must be an int; got {type(size).__name__}")
-    if size < _MIN_SIZE:
-        raise ValueError(f"size must be at least {_MIN_SIZE} pixels; got {size}")
-    return int(size)
-
-
-def _check_seed(name: str, seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative int; got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"{name} must be a non-negative int; got {seed}")
 
 
 @lru_cache(maxsize=1)
@@ -225,13 +212,9 @@ def make_scene(
         TypeError: if ``size`` or ``label`` is not an int.
         ValueError: if ``size`` is below 32 or ``label`` is not a class index.
     """
-    size = _check_size(size)
+    size = check_int(size, "size", minimum=_MIN_SIZE)
     if label is not None:
-        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
-            raise TypeError(f"label must be an int in [0, {len(SHAPES)}) or None; got {type(label).__name__}")
-        if not 0 <= label < len(SHAPES):
-            raise ValueError(f"label must be an int in [0, {len(SHAPES)}) or None; got {label}")
-        label = int(label)
+        label = check_index(label, "label", len(SHAPES))
     return _render(np.random.default_rng(seed), size, label)
 
 
@@ -245,7 +228,7 @@ def demo_image(seed: int = DEMO_SEED, size: int = SCENE_SIZE) -> tuple[np.ndarra
     Returns:
         ``(image, label, mask)`` as :func:`make_scene` returns them.
     """
-    _check_seed("seed", seed)
+    check_int(seed, "seed", minimum=0)
     return make_scene(seed, size)
 
 
@@ -272,25 +255,19 @@ class SceneDataset(Dataset):
     """
 
     def __init__(self, n: int, seed: int = 0, size: int = SCENE_SIZE) -> None:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"n must be a non-negative int; got {type(n).__name__}")
-        if n < 0:
-            raise ValueError(f"n must be a non-negative int; got {n}")
-        _check_seed("seed", seed)
-        self.n = int(n)
-        self.seed = int(seed)
-        self.size = _check_size(size)
+        self.n = check_int(n, "n", minimum=0)
+        self.seed = check_int(seed, "seed", minimum=0)
+        self.size = check_int(size, "size", minimum=_MIN_SIZE)
 
     def __len__(self) -> int:
         return self.n
 
     def scene(self, index: int) -> tuple[np.ndarray, int, np.ndarray]:
         """The raw scene ``index``: ``(image float32 (H, W, 3) in [0, 1], label, mask bool (H, W))``."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int; got {type(index).__name__}")
+        index = check_int(index, "index")
         if not -self.n <= index < self.n:
             raise IndexError(f"index must be in [-{self.n}, {self.n}); got {index}")
-        index = int(index) % self.n
+        index %= self.n
         rng = np.random.default_rng([_DATASET_TAG, self.seed, index])
         return _render(rng, self.size, None)
 

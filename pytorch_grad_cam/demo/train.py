@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pytorch_grad_cam.core.checks import check_positive_int
 from pytorch_grad_cam.demo.model import DEMO_WEIGHTS, DemoCNN, save_demo_model
 from pytorch_grad_cam.demo.scenes import SceneDataset, normalize
 
@@ -93,8 +94,7 @@ def train(
         raise ValueError(f"seed must not be one of the held-out seeds {_RESERVED_SEEDS}; got {seed}")
     for name, value in (("epochs", epochs), ("train_size", train_size), ("heldout_size", heldout_size),
                         ("batch_size", batch_size), ("threads", threads)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value}")
+        check_positive_int(value, name)
     start = time.perf_counter()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

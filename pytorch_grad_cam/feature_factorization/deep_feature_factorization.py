@@ -11,9 +11,9 @@ from sklearn.decomposition import NMF
 from torch import nn
 
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-from pytorch_grad_cam.base_cam import eval_mode, model_device
+from pytorch_grad_cam.core.checks import check_positive_int
+from pytorch_grad_cam.core.model import eval_mode, model_device
 from pytorch_grad_cam.utils.image import create_labels_legend, scale_cam_tensor, show_factorization_on_image
-from pytorch_grad_cam.utils.validation import check_positive_int
 
 
 def dff(activations: np.ndarray | torch.Tensor, n_components: int = 5) -> tuple[np.ndarray, np.ndarray]:

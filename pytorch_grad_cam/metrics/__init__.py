@@ -5,6 +5,9 @@ model-randomisation sanity checks.
 The reference's import paths are kept, e.g. ``from pytorch_grad_cam.metrics.road import ROADCombined``.
 """
 
+import sys
+
+from pytorch_grad_cam.metrics import arcc as _arcc_module
 from pytorch_grad_cam.metrics.arcc import ARCC, Coherency, Complexity
 from pytorch_grad_cam.metrics.cam_mult_image import (
     CamMultImageConfidenceChange,
@@ -35,6 +38,11 @@ from pytorch_grad_cam.metrics.sanity_checks import (
     spearman_correlation,
     ssim,
 )
+
+# The reference's README imports ``pytorch_grad_cam.metrics.ARCC``, a module it never shipped (its file is
+# arcc.py). A second file differing only in case would clash on case-insensitive file systems, so that import
+# path is an alias of the arcc module.
+sys.modules[f"{__name__}.ARCC"] = _arcc_module
 
 __all__ = [
     "ARCC",

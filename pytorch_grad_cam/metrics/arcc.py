@@ -20,17 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.metrics.perturbation_confidence import (
-    Target,
-    check_cams,
-    check_input,
-    check_model,
-    check_targets,
-    describe,
-    eval_mode,
-    model_input,
-    score_batches,
-)
+from pytorch_grad_cam.core.checks import check_callable, check_input_tensor, check_model, check_targets
+from pytorch_grad_cam.core.model import eval_mode, model_input
+from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.metrics.perturbation_confidence import as_map_tensor, check_cams, score_batches
 from pytorch_grad_cam.metrics.road import ROADCombined
 
 __all__ = ["ARCC", "Coherency", "Complexity", "batch_pearson_coherency"]
@@ -38,17 +31,7 @@ __all__ = ["ARCC", "Coherency", "Complexity", "batch_pearson_coherency"]
 _EPS = 1e-8
 
 
-def _as_tensor(maps: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    if isinstance(maps, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(maps))
-    if isinstance(maps, torch.Tensor):
-        return maps
-    raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(maps)}")
-
-
-def _check_base_method(base_method: object) -> None:
-    if not callable(base_method):
-        raise TypeError(f"base_method must be a CAM object, e.g. GradCAM(model, layers); got {describe(base_method)}")
+_BASE_METHOD_EXAMPLE = "a CAM object such as GradCAM(model, layers)"
 
 
 def batch_pearson_coherency(A: np.ndarray | torch.Tensor, B: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -61,7 +44,7 @@ def batch_pearson_coherency(A: np.ndarray | torch.Tensor, B: np.ndarray | torch.
     Returns:
         ``np.ndarray`` ``(B,)`` of correlations in [-1, 1].
     """
-    a, b = _as_tensor(A, "A"), _as_tensor(B, "B")
+    a, b = as_map_tensor(A, "A"), as_map_tensor(B, "B")
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(
             f"A and B must be batches of maps of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -80,7 +63,7 @@ class Complexity:
     """The mean absolute value of the map, ``||m||_1 / (H W)``: 0 for an empty map, 1 for a full one."""
 
     def __call__(self, grayscale_cams: np.ndarray | torch.Tensor) -> np.ndarray:
-        cams = _as_tensor(grayscale_cams, "grayscale_cams")
+        cams = as_map_tensor(grayscale_cams, "grayscale_cams")
         if cams.ndim < 2:
             raise ValueError(f"grayscale_cams must have shape (B, H, W); got {tuple(cams.shape)}")
         return cams.reshape(cams.shape[0], -1).double().abs().mean(dim=1).cpu().numpy()
@@ -99,8 +82,8 @@ class Coherency:
     ) -> np.ndarray:
         """Args: the batch, its maps, the targets, the model (unused: ``base_method`` holds it), and the CAM
         object that made the maps."""
-        _check_base_method(base_method)
-        input_tensor = check_input(input_tensor, (4, 5))
+        check_callable(base_method, "base_method", allow_none=False, example=_BASE_METHOD_EXAMPLE)
+        input_tensor = check_input_tensor(input_tensor, (4, 5))
         cams = check_cams(grayscale_cams, input_tensor, "grayscale_cams")
         masked = input_tensor * cams[:, None].to(input_tensor.dtype)
         masked_cams = base_method(input_tensor=masked, targets=targets)
@@ -116,7 +99,7 @@ class ARCC:
     """
 
     def __init__(self, base_method: object, road_percentiles: Sequence[float] = (20, 40, 60, 80)) -> None:
-        _check_base_method(base_method)
+        check_callable(base_method, "base_method", allow_none=False, example=_BASE_METHOD_EXAMPLE)
         self.complexity = Complexity()
         self.coherency = Coherency()
         self.road = ROADCombined(percentiles=list(road_percentiles))
@@ -131,7 +114,7 @@ class ARCC:
     ) -> np.ndarray:
         """ARCC per image, ``(B,)``; ``targets=None`` fixes the top class of each unperturbed image."""
         model = check_model(model)
-        input_tensor = check_input(input_tensor, (4,))
+        input_tensor = check_input_tensor(input_tensor, (4,))
         checked = check_targets(targets, input_tensor.shape[0])
         if checked is None:
             with eval_mode(model):

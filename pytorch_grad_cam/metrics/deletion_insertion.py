@@ -24,44 +24,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.metrics.perturbation_confidence import (
-    Target,
-    check_batch_size,
-    check_cams,
-    check_input,
+from pytorch_grad_cam.core.checks import (
+    check_choice,
+    check_input_tensor,
     check_model,
+    check_positive_int,
+    check_real,
     check_targets,
     describe,
-    eval_mode,
-    model_input,
-    score_batches,
 )
-from pytorch_grad_cam.utils.validation import check_positive_int
+from pytorch_grad_cam.core.model import eval_mode, model_input
+from pytorch_grad_cam.core.perturbation import gaussian_blur
+from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
 
 __all__ = ["DeletionAUC", "InsertionAUC", "auc", "gaussian_blur"]
-
-
-def gaussian_blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """Blur each channel of ``(B, C, H, W)`` images with a normalised separable Gaussian (edges replicated).
-
-    ``g(t) ∝ exp(-t² / (2 σ²))`` for ``t = -(k-1)/2 … (k-1)/2``, ``Σ g = 1``.
-    """
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size < 1 \
-            or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd integer; got {kernel_size!r}")
-    if not isinstance(sigma, (int, float, np.integer, np.floating)) or not sigma > 0:
-        raise ValueError(f"sigma must be a positive number; got {sigma!r}")
-    channels = images.shape[1]
-    t = torch.arange(kernel_size, dtype=torch.float32, device=images.device) - (kernel_size - 1) / 2
-    kernel = torch.exp(-(t**2) / (2 * float(sigma) ** 2))
-    kernel = (kernel / kernel.sum()).to(images.dtype)
-    half = kernel_size // 2
-    x = F.pad(images, (half, half, half, half), mode="replicate")
-    x = F.conv2d(x, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def auc(curves: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -99,21 +78,16 @@ class _PixelOrderMetric:
         blur_kernel_size: int = 11,
         blur_sigma: float = 5.0,
     ) -> None:
-        check_positive_int(n_steps, "n_steps")
+        self.n_steps = check_positive_int(n_steps, "n_steps")
         baseline = self.default_baseline if baseline is None else baseline
         if isinstance(baseline, str):
             if baseline != "blur":
                 raise ValueError(f"baseline must be a number, a tensor or 'blur'; got {baseline!r}")
-        elif isinstance(baseline, bool) or not isinstance(
-            baseline, (int, float, np.integer, np.floating, torch.Tensor)
-        ):
-            raise TypeError(f"baseline must be a number, a tensor or 'blur'; got {describe(baseline)}")
-        if score not in ("softmax", "raw"):
-            raise ValueError(f"score must be 'softmax' or 'raw'; got {score!r}")
-        self.n_steps = int(n_steps)
+        elif not isinstance(baseline, torch.Tensor):
+            check_real(baseline, "baseline")
         self.baseline = baseline
-        self.score = score
-        self.batch_size = check_batch_size(batch_size)
+        self.score = check_choice(score, "score", ("softmax", "raw"))
+        self.batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
         self.blur_kernel_size = blur_kernel_size
         self.blur_sigma = blur_sigma
         if isinstance(baseline, str):  # validate the blur parameters now
@@ -152,7 +126,7 @@ class _PixelOrderMetric:
             ``np.float32`` AUCs ``(B,)`` (and the ``np.float32`` curves).
         """
         model = check_model(model)
-        input_tensor = check_input(input_tensor, (4,))
+        input_tensor = check_input_tensor(input_tensor, (4,))
         checked = check_targets(targets, input_tensor.shape[0])
         inputs = model_input(input_tensor, model)
         cam_tensor = check_cams(cams, inputs)

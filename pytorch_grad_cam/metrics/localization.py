@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pytorch_grad_cam.metrics.pointing_game import _as_tensor, _check, energy_pointing_game
+from pytorch_grad_cam.metrics.pointing_game import check_maps, check_maps_and_masks, energy_pointing_game
 
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy"]
 
@@ -40,10 +40,7 @@ def relevance_mass_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray |
     Returns:
         ``np.ndarray`` of float64 in [0, 1], ``(B,)``; 0 (with a warning) for a map with no positive value.
     """
-    cam_tensor = _as_tensor(cams, "cams")
-    if cam_tensor.dtype == torch.bool or cam_tensor.is_complex():
-        raise TypeError(f"cams must hold real numbers; got dtype {cam_tensor.dtype}")
-    return energy_pointing_game(cam_tensor.clamp_min(0), masks)
+    return energy_pointing_game(check_maps(cams, "cams").clamp_min(0), masks)
 
 
 def relevance_rank_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -57,7 +54,7 @@ def relevance_rank_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray |
     Returns:
         ``np.ndarray`` of float64 in [0, 1], ``(B,)``; 0 (with a warning) for an empty mask.
     """
-    cam_tensor, mask_tensor = _check(cams, masks)
+    cam_tensor, mask_tensor = check_maps_and_masks(cams, masks)
     flat = cam_tensor.flatten(1)
     inside = mask_tensor.flatten(1)
     sizes = inside.sum(dim=1)

@@ -29,18 +29,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.base_cam import eval_mode, model_input, target_scores
-from pytorch_grad_cam.utils.validation import (
-    check_input_tensor as check_input,
-)
-from pytorch_grad_cam.utils.validation import (
+from pytorch_grad_cam.core.checks import (
+    as_tensor,
+    check_callable,
+    check_input_tensor,
+    check_model,
     check_positive_int,
+    check_real,
     check_targets,
-    default_targets,
     describe,
 )
+from pytorch_grad_cam.core.model import eval_mode, model_input
+from pytorch_grad_cam.core.outputs import default_targets, target_scores
+from pytorch_grad_cam.core.targets import Target
 
-Target = Callable[[Any], torch.Tensor]
 Perturbation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 __all__ = [
@@ -52,23 +54,23 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- shared helpers
-def check_model(model: Any) -> nn.Module:
-    """Raise ``TypeError`` unless ``model`` is a ``torch.nn.Module``."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
-    return model
+def as_map_tensor(value: Any, name: str) -> torch.Tensor:
+    """``value`` (a numpy array or a tensor) as a tensor, as :func:`~pytorch_grad_cam.core.checks.as_tensor`
+    gives it; a numpy array is made contiguous first, so that flipped views such as ``cams[:, ::-1]`` (negative
+    strides, which ``torch.from_numpy`` refuses) are accepted."""
+    if isinstance(value, np.ndarray):
+        value = np.ascontiguousarray(value)
+    return as_tensor(value, name)
 
 
 def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> torch.Tensor:
     """``cams`` (numpy array or tensor, one map per image of ``input_tensor``) as a float32 tensor on the input's
     device; never a view of the caller's data that later code writes to."""
-    if isinstance(cams, np.ndarray):
-        if not (np.issubdtype(cams.dtype, np.floating) or np.issubdtype(cams.dtype, np.integer)
-                or cams.dtype == np.bool_):
-            raise TypeError(f"{name} must be a real-valued array; got {describe(cams)}")
-        cams = torch.from_numpy(np.ascontiguousarray(cams))
-    elif not isinstance(cams, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(cams)}")
+    if isinstance(cams, np.ndarray) and not (
+        np.issubdtype(cams.dtype, np.floating) or np.issubdtype(cams.dtype, np.integer) or cams.dtype == np.bool_
+    ):
+        raise TypeError(f"{name} must be a real-valued array; got {describe(cams)}")
+    cams = as_map_tensor(cams, name)
     expected = (input_tensor.shape[0], *input_tensor.shape[2:])
     if tuple(cams.shape) != expected:
         raise ValueError(
@@ -79,11 +81,6 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
     if not torch.isfinite(cams).all():
         raise ValueError(f"{name} contains NaN or inf values")
     return cams
-
-
-def check_batch_size(batch_size: Any) -> int | None:
-    """``batch_size`` as a positive int, or ``None`` (the whole batch at once)."""
-    return check_positive_int(batch_size, "batch_size", allow_none=True)
 
 
 def score_batches(
@@ -138,7 +135,7 @@ class PerturbationConfidenceMetric:
         if not callable(perturbation) and not hasattr(perturbation, "perturb_batch"):
             raise TypeError(f"perturbation must be callable; got {describe(perturbation)}")
         self.perturbation = perturbation
-        self.batch_size = check_batch_size(batch_size)
+        self.batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
 
     def __call__(
         self,
@@ -163,11 +160,11 @@ class PerturbationConfidenceMetric:
         Returns:
             ``np.float32`` array ``(B,)``, and the perturbed batch with ``return_visualization``.
         """
-        inputs, cam_tensor, checked, model = self._validate(input_tensor, cams, targets, model)
+        inputs, cam_tensor, checked, model = self.check_call(input_tensor, cams, targets, model)
         with eval_mode(model):
             baseline = None
             if return_diff or checked is None:
-                baseline, checked = self._baseline_scores(inputs, checked, model)
+                baseline, checked = self.baseline_scores(inputs, checked, model)
             perturbed = self.perturb(inputs, cam_tensor)
             after, _ = score_batches(model, perturbed, checked, self.batch_size)
         result = after - baseline if return_diff else after
@@ -177,20 +174,21 @@ class PerturbationConfidenceMetric:
         return scores
 
     # ------------------------------------------------------------------------------------------ the steps
-    def _validate(
+    #: the numbers of axes of the images the metric takes: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+    input_ndims: tuple[int, ...] = (4, 5)
+
+    def check_call(
         self, input_tensor: Any, cams: Any, targets: Any, model: Any
     ) -> tuple[torch.Tensor, torch.Tensor, list[Target] | None, nn.Module]:
+        """The validated arguments of a call: the images on the model's device, their maps (float32, same
+        device), the targets (``None`` stays ``None``) and the model."""
         model = check_model(model)
-        input_tensor = check_input(input_tensor, self._input_ndims())
+        input_tensor = check_input_tensor(input_tensor, self.input_ndims)
         checked = check_targets(targets, input_tensor.shape[0])
         inputs = model_input(input_tensor, model)
         return inputs, check_cams(cams, inputs), checked, model
 
-    @staticmethod
-    def _input_ndims() -> tuple[int, ...]:
-        return (4, 5)
-
-    def _baseline_scores(
+    def baseline_scores(
         self, inputs: torch.Tensor, targets: list[Target] | None, model: nn.Module
     ) -> tuple[torch.Tensor, list[Target]]:
         """The unperturbed scores, and the targets (the top classes when ``targets`` is ``None``)."""
@@ -244,12 +242,9 @@ class RemoveMostRelevantFirst:
         if isinstance(percentile, str):
             if percentile != "auto":
                 raise ValueError(f"percentile must be a number in [0, 100] or 'auto'; got {percentile!r}")
-        elif isinstance(percentile, bool) or not isinstance(percentile, (int, float, np.integer, np.floating)):
-            raise TypeError(f"percentile must be a number in [0, 100] or 'auto'; got {describe(percentile)}")
-        elif not 0 <= percentile <= 100:
-            raise ValueError(f"percentile must be a number in [0, 100] or 'auto'; got {percentile}")
-        if not callable(imputer):
-            raise TypeError(f"imputer must be callable; got {describe(imputer)}")
+        else:
+            check_real(percentile, "percentile", 0, 100)
+        check_callable(imputer, "imputer", allow_none=False)
         self.percentile = percentile
         self.imputer = imputer
 
@@ -308,8 +303,7 @@ class AveragerAcrossThresholds:
         imputer: Callable[[float], Any],
         percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90),
     ) -> None:
-        if not callable(imputer):
-            raise TypeError(f"imputer must be a metric class taking a percentile; got {describe(imputer)}")
+        check_callable(imputer, "imputer", allow_none=False, example="ROADMostRelevantFirst (a metric class)")
         if isinstance(percentiles, (str, bytes)) or not isinstance(percentiles, Sequence) or not percentiles:
             raise ValueError(f"percentiles must be a non-empty list of numbers in [0, 100]; got {percentiles!r}")
         self.imputer = imputer
@@ -328,13 +322,13 @@ class AveragerAcrossThresholds:
 
         With ``return_visualization`` also the perturbed images, ``(P, B, C, H, W)``.
         """
-        scores, perturbed = self._run(input_tensor, cams, targets, model, None, return_visualization)
+        scores, perturbed = self.score_changes(input_tensor, cams, targets, model, None, return_visualization)
         result = scores.mean(dim=0).cpu().numpy().astype(np.float32)
         if return_visualization:
             return result, perturbed
         return result
 
-    def _run(
+    def score_changes(
         self,
         input_tensor: Any,
         cams: Any,
@@ -343,18 +337,20 @@ class AveragerAcrossThresholds:
         baseline: tuple[torch.Tensor, list[Target]] | None,
         keep_images: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(P, B)`` score changes (and ``(P, B, C, H, W)`` perturbed images when ``keep_images``)."""
+        """``(P, B)`` score changes (and ``(P, B, C, H, W)`` perturbed images when ``keep_images``); the
+        unperturbed scores and targets are ``baseline`` when given (as :meth:`PerturbationConfidenceMetric.
+        baseline_scores` returns them), computed here otherwise."""
         metrics = [m for m in self.metrics if isinstance(m, PerturbationConfidenceMetric)]
         if len(metrics) != len(self.metrics):  # a foreign metric class: call it as the reference does
             results = [m(input_tensor, cams, targets, model, return_visualization=True) for m in self.metrics]
             images = torch.stack([r[1] for r in results]) if keep_images else None
             return torch.stack([torch.as_tensor(np.asarray(r[0])) for r in results]), images
         first = metrics[0]
-        inputs, cam_tensor, checked, model = first._validate(input_tensor, cams, targets, model)
+        inputs, cam_tensor, checked, model = first.check_call(input_tensor, cams, targets, model)
         scores, images = [], []
         with eval_mode(model):
             if baseline is None:
-                baseline = first._baseline_scores(inputs, checked, model)
+                baseline = first.baseline_scores(inputs, checked, model)
             reference, checked = baseline
             for metric in metrics:
                 perturbed = metric.perturb(inputs, cam_tensor)

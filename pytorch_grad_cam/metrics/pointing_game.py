@@ -25,35 +25,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pytorch_grad_cam.utils.validation import describe
+from pytorch_grad_cam.metrics.perturbation_confidence import as_map_tensor
 
-__all__ = ["energy_pointing_game", "pointing_game"]
-
-
-def _as_tensor(value: Any, name: str) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(value)}")
+__all__ = ["check_maps", "check_maps_and_masks", "energy_pointing_game", "pointing_game"]
 
 
-def _check(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated ``(B, H, W)`` float maps and bool masks on the maps' device."""
-    cam_tensor = _as_tensor(cams, "cams")
-    mask_tensor = _as_tensor(masks, "masks")
-    if cam_tensor.ndim != 3:
-        raise ValueError(f"cams must have shape (B, H, W); got {tuple(cam_tensor.shape)}")
-    if cam_tensor.dtype == torch.bool or cam_tensor.is_complex():
-        raise TypeError(f"cams must hold real numbers; got dtype {cam_tensor.dtype}")
+def check_maps(value: Any, name: str) -> torch.Tensor:
+    """``(B, H, W)`` real, finite maps (numpy or torch) as a detached float64 tensor on their device (float32 on
+    MPS, which has no float64).
+
+    Raises:
+        TypeError: for anything but a numpy array or a tensor, or maps of bools or complex numbers.
+        ValueError: for another shape, or NaN / inf values.
+    """
+    maps = as_map_tensor(value, name).detach()
+    if maps.ndim != 3:
+        raise ValueError(f"{name} must have shape (B, H, W); got {tuple(maps.shape)}")
+    if maps.dtype == torch.bool or maps.is_complex():
+        raise TypeError(f"{name} must hold real numbers; got dtype {maps.dtype}")
+    maps = maps.to(torch.float32 if maps.device.type == "mps" else torch.float64)
+    if not torch.isfinite(maps).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    return maps
+
+
+def check_maps_and_masks(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ``(B, H, W)`` maps (as :func:`check_maps` gives them) and bool masks of the same shape on the
+    maps' device; warns about empty masks."""
+    cam_tensor = check_maps(cams, "cams")
+    mask_tensor = as_map_tensor(masks, "masks").detach()
     if mask_tensor.shape != cam_tensor.shape:
         raise ValueError(
             f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}"
         )
-    dtype = torch.float32 if cam_tensor.device.type == "mps" else torch.float64
-    cam_tensor = cam_tensor.to(dtype)
-    if not torch.isfinite(cam_tensor).all():
-        raise ValueError("cams contains NaN or inf values")
     mask_tensor = mask_tensor.to(cam_tensor.device)
     if mask_tensor.dtype != torch.bool:
         if mask_tensor.is_complex() or not ((mask_tensor == 0) | (mask_tensor == 1)).all():
@@ -98,15 +102,12 @@ def pointing_game(
     Returns:
         ``np.ndarray`` of bool, ``(B,)``.
     """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)):
-        raise TypeError(f"tolerance must be a non-negative number of pixels; got {describe(tolerance)}")
-    if not (tolerance >= 0 and math.isfinite(tolerance)):
-        raise ValueError(f"tolerance must be a non-negative number of pixels; got {tolerance}")
-    cam_tensor, mask_tensor = _check(cams, masks)
+    tolerance = check_real(tolerance, "tolerance", 0)
+    cam_tensor, mask_tensor = check_maps_and_masks(cams, masks)
     batch = cam_tensor.shape[0]
     flat = cam_tensor.reshape(batch, -1)
     is_max = flat == flat.max(dim=1, keepdim=True).values
-    near = _dilate(mask_tensor, float(tolerance)).reshape(batch, -1)
+    near = _dilate(mask_tensor, tolerance).reshape(batch, -1)
     hits = ~(is_max & ~near).any(dim=1)
     return hits.cpu().numpy()
 
@@ -124,7 +125,7 @@ def energy_pointing_game(cams: np.ndarray | torch.Tensor, masks: np.ndarray | to
     Returns:
         ``np.ndarray`` of float64 in [0, 1], ``(B,)``.
     """
-    cam_tensor, mask_tensor = _check(cams, masks)
+    cam_tensor, mask_tensor = check_maps_and_masks(cams, masks)
     if (cam_tensor < 0).any():
         raise ValueError(
             f"cams must be non-negative for the energy pointing game; got a minimum of {cam_tensor.min().item():.4g}"

@@ -30,14 +30,14 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 from torch import nn
 
+from pytorch_grad_cam.core.checks import check_int, check_real, describe
+from pytorch_grad_cam.core.model import eval_mode
+from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.metrics.perturbation_confidence import (
     AveragerAcrossThresholds,
     PerturbationConfidenceMetric,
     RemoveLeastRelevantFirst,
     RemoveMostRelevantFirst,
-    Target,
-    describe,
-    eval_mode,
 )
 
 __all__ = [
@@ -77,13 +77,11 @@ def _check_weighting(weighting: Any) -> list[tuple[tuple[int, int], float]]:
             raise TypeError(
                 f"weighting[{index}] must be ((row offset, column offset), weight); got {entry!r}"
             ) from None
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (dy, dx)):
-            raise TypeError(f"weighting[{index}] offsets must be integers; got {(dy, dx)!r}")
+        dy = check_int(dy, f"weighting[{index}] row offset")
+        dx = check_int(dx, f"weighting[{index}] column offset")
         if (dy, dx) == (0, 0):
             raise ValueError(f"weighting[{index}] offset must not be (0, 0) (a pixel is not its own neighbour)")
-        if not isinstance(weight, (int, float, np.integer, np.floating)) or not weight > 0:
-            raise ValueError(f"weighting[{index}] weight must be a positive number; got {weight!r}")
-        checked.append(((int(dy), int(dx)), float(weight)))
+        checked.append(((dy, dx), check_real(weight, f"weighting[{index}] weight", 0, low_open=True)))
     if len({offset for offset, _ in checked}) != len(checked):
         raise ValueError(f"weighting must not repeat an offset; got {[offset for offset, _ in checked]}")
     return checked
@@ -105,11 +103,7 @@ class NoisyLinearImputer:
     """
 
     def __init__(self, noise: float = 0.01, weighting: Sequence[tuple[tuple[int, int], float]] = neighbors_weights):
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
-            raise TypeError(f"noise must be a non-negative number; got {describe(noise)}")
-        if not noise >= 0:
-            raise ValueError(f"noise must be a non-negative number; got {noise}")
-        self.noise = float(noise)
+        self.noise = check_real(noise, "noise", 0)
         self.weighting = _check_weighting(weighting)
 
     def system(self, keep: np.ndarray, image: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -217,9 +211,7 @@ class NoisyLinearImputer:
 class _ROADMetric(PerturbationConfidenceMetric):
     """ROAD metrics take 2-D images only."""
 
-    @staticmethod
-    def _input_ndims() -> tuple[int, ...]:
-        return (4,)
+    input_ndims = (4,)
 
 
 class ROADMostRelevantFirst(_ROADMetric):
@@ -300,13 +292,13 @@ class ROADCombined:
         "most_relevant_first": (P, B, C, H, W)}`` imputed images.
         """
         first = self.lerf_averager.metrics[0]
-        inputs, cam_tensor, checked, model = first._validate(input_tensor, cams, targets, model)
+        inputs, cam_tensor, checked, model = first.check_call(input_tensor, cams, targets, model)
         with eval_mode(model):
-            baseline = first._baseline_scores(inputs, checked, model)
-            lerf, lerf_images = self.lerf_averager._run(
+            baseline = first.baseline_scores(inputs, checked, model)
+            lerf, lerf_images = self.lerf_averager.score_changes(
                 inputs, cam_tensor, baseline[1], model, baseline, return_visualization
             )
-            morf, morf_images = self.morf_averager._run(
+            morf, morf_images = self.morf_averager.score_changes(
                 inputs, cam_tensor, baseline[1], model, baseline, return_visualization
             )
         result = ((lerf.mean(dim=0) - morf.mean(dim=0)) / 2).cpu().numpy().astype(np.float32)

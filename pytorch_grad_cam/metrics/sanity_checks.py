@@ -22,7 +22,6 @@ edge detector) does not explain the model. The model's parameters are restored o
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.base_cam import Target, eval_mode
-from pytorch_grad_cam.utils.image import scale_cam_tensor
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from pytorch_grad_cam.utils.perturbation import progress_bar
-from pytorch_grad_cam.utils.validation import describe
+from pytorch_grad_cam.core.checks import check_callable, check_choice, check_model, check_real, describe
+from pytorch_grad_cam.core.model import eval_mode
+from pytorch_grad_cam.core.perturbation import progress_bar
+from pytorch_grad_cam.core.scaling import scale_cam_tensor
+from pytorch_grad_cam.core.targets import ClassifierOutputTarget, Target
+from pytorch_grad_cam.metrics.pointing_game import check_maps
 
 __all__ = ["RandomizationResult", "model_randomization_check", "spearman_correlation", "ssim"]
 
@@ -45,23 +45,8 @@ METRICS = ("spearman", "ssim")
 Explainer = Callable[[torch.Tensor, Any], Any]
 
 
-def _maps(value: Any, name: str) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(np.ascontiguousarray(value))
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array or a torch.Tensor of shape (B, H, W); got {describe(value)}")
-    if value.ndim != 3:
-        raise ValueError(f"{name} must have shape (B, H, W); got {tuple(value.shape)}")
-    if value.dtype == torch.bool or value.is_complex():
-        raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}")
-    value = value.detach().to(torch.float64 if value.device.type != "mps" else torch.float32)
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or inf values")
-    return value
-
-
 def _pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    first, second = _maps(a, "a"), _maps(b, "b")
+    first, second = check_maps(a, "a"), check_maps(b, "b")
     if first.shape != second.shape:
         raise ValueError(f"a and b must have the same shape; got {tuple(first.shape)} and {tuple(second.shape)}")
     return first, second.to(first.device, first.dtype)
@@ -217,18 +202,13 @@ def model_randomization_check(
     Returns:
         A :class:`RandomizationResult` (``verdict``, ``spearman``, ``ssim``, ``layers``; ``print`` it for a table).
     """
-    if not callable(explainer):
-        raise TypeError(f"explainer must be callable as explainer(input_tensor, targets); got {describe(explainer)}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
+    check_callable(explainer, "explainer", allow_none=False, example="explainer(input_tensor, targets)")
+    check_model(model)
     if not isinstance(input_tensor, torch.Tensor):
         raise TypeError(f"input_tensor must be a torch.Tensor; got {describe(input_tensor)}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number; got {describe(threshold)}")
+    check_choice(mode, "mode", MODES)
+    check_choice(metric, "metric", METRICS)
+    threshold = check_real(threshold, "threshold")
     names = {id(module): name or "<model>" for name, module in model.named_modules()}
     if layers is None:
         chosen = _parameter_layers(model)
@@ -255,7 +235,7 @@ def model_randomization_check(
 
     def explain() -> torch.Tensor:
         maps = explainer(input_tensor, targets)
-        return scale_cam_tensor(_maps(maps, "the explainer's maps").float())
+        return scale_cam_tensor(check_maps(maps, "the explainer's maps").float())
 
     saved = {id(p): (p, p.detach().clone()) for _, layer in chosen for p in layer.parameters(recurse)}
     generator = torch.Generator().manual_seed(seed)
@@ -274,7 +254,7 @@ def model_randomization_check(
     finally:
         _restore(saved)
     return RandomizationResult(
-        mode, [name for name, _ in chosen], np.stack(rhos), np.stack(structures), metric, float(threshold)
+        mode, [name for name, _ in chosen], np.stack(rhos), np.stack(structures), metric, threshold
     )
 
 

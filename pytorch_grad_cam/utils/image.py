@@ -1,7 +1,8 @@
 """Image utilities: scaling CAMs, overlaying them on images, pre/de-processing, factorization rendering.
 
-The scaling functions have a torch core (:func:`scale_cam_tensor`) used by every method on the model's
-device; :func:`scale_cam_image` is its numpy face, with the reference's signature and numbers.
+The scaling functions have a torch core (:func:`scale_cam_tensor`, :func:`resize_cam_tensor`, from
+:mod:`pytorch_grad_cam.core.scaling`) used by every method on the model's device; :func:`scale_cam_image` is
+its numpy face, with the reference's signature (``target_size`` as ``(W, H)``) and numbers.
 """
 
 from __future__ import annotations
@@ -12,72 +13,36 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.ndimage import zoom
+
+from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
+
+__all__ = [
+    "create_labels_legend",
+    "deprocess_image",
+    "preprocess_image",
+    "resize_cam_tensor",
+    "scale_accross_batch_and_channels",
+    "scale_cam_image",
+    "scale_cam_tensor",
+    "show_cam_on_image",
+    "show_factorization_on_image",
+]
 
 
-def scale_cam_tensor(cam: torch.Tensor, target_size: Sequence[int] | None = None) -> torch.Tensor:
-    """Min-max scale every map of a batch to [0, 1] and optionally resize it.
-
-    ``map = (map - min) / (1e-7 + max(map - min))`` per image, then a bilinear resize (2-D maps, identical
-    to ``cv2.resize``) or a cubic-spline ``scipy.ndimage.zoom`` (3-D maps).
-
-    Args:
-        cam: ``(B, H, W)`` or ``(B, D, H, W)`` float tensor.
-        target_size: the output size in reversed axis order, as the reference takes it: ``(W, H)`` for 2-D
-            maps, ``(W, H, D)`` for 3-D maps; ``None`` keeps the size.
-
-    Returns:
-        A float32 tensor on ``cam``'s device.
-    """
-    cam = cam.float()
-    batch = cam.shape[0]
-    flat = cam.reshape(batch, -1)
-    view = (batch,) + (1,) * (cam.ndim - 1)
-    cam = cam - flat.min(dim=1).values.reshape(view)
-    cam = cam / (1e-7 + cam.reshape(batch, -1).max(dim=1).values.reshape(view))
-    if target_size is None:
-        return cam
-    size = tuple(int(s) for s in reversed(tuple(target_size)))
-    if len(size) != cam.ndim - 1:
-        raise ValueError(
-            f"target_size must have one entry per spatial axis of the maps {tuple(cam.shape[1:])}; "
-            f"got {tuple(target_size)}"
-        )
-    return resize_cam_tensor(cam, size)
-
-
-def resize_cam_tensor(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resize ``(B, *spatial)`` maps to ``size`` (in axis order, e.g. ``(H, W)``) without rescaling them.
-
-    2-D maps: bilinear, half-pixel centres (identical to ``cv2.resize``), differentiable, on the maps' device.
-    3-D maps: ``scipy.ndimage.zoom`` (cubic spline) on the host, as the reference does.
-    """
-    size = tuple(int(side) for side in size)
-    if tuple(maps.shape[1:]) == size:
-        return maps
-    if maps.ndim == 3:
-        return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    host = maps.detach().cpu().numpy()
-    zoomed = [zoom(volume, [t / s for s, t in zip(volume.shape, size)]) for volume in host]
-    return torch.from_numpy(np.float32(zoomed)).to(maps.device)
+def _axis_order(target_size: Sequence[int]) -> tuple[int, ...]:
+    """The reference's ``(W, H)`` / ``(W, H, D)`` sizes in axis order."""
+    return tuple(int(side) for side in reversed(tuple(target_size)))
 
 
 def scale_cam_image(cam: np.ndarray, target_size: Sequence[int] | None = None) -> np.ndarray:
     """Min-max scale each map of ``cam`` (``(B, H, W)`` or ``(B, D, H, W)``) and resize it to ``target_size``.
 
-    Numpy face of :func:`scale_cam_tensor` (same arguments); returns ``np.float32``.
+    Numpy face of :func:`scale_cam_tensor` with the reference's ``target_size`` order, ``(W, H)`` or
+    ``(W, H, D)``; returns ``np.float32``.
     """
     tensor = torch.as_tensor(np.asarray(cam, dtype=np.float32))
-    return scale_cam_tensor(tensor, target_size).numpy()
-
-
-def _check_image_weight(image_weight: float) -> float:
-    if isinstance(image_weight, bool) or not isinstance(image_weight, (int, float, np.floating, np.integer)):
-        raise TypeError(f"image_weight must be a number in [0, 1]; got {type(image_weight).__name__}")
-    if not 0.0 <= float(image_weight) <= 1.0:
-        raise ValueError(f"image_weight must be in the range [0, 1]; got {image_weight}")
-    return float(image_weight)
+    return scale_cam_tensor(tensor, None if target_size is None else _axis_order(target_size)).numpy()
 
 
 def _as_host_array(value: Any, name: str) -> np.ndarray:
@@ -137,7 +102,7 @@ def show_cam_on_image(
     """
     img = _check_float_image(img)
     mask = _as_host_array(mask, "mask")
-    image_weight = _check_image_weight(image_weight)
+    image_weight = check_real(image_weight, "image_weight", 0, 1)
     if mask.shape != img.shape[:2]:
         raise ValueError(
             f"mask must have the image's shape (H, W) = {img.shape[:2]}; got {mask.shape} "
@@ -223,7 +188,8 @@ def scale_accross_batch_and_channels(
     if values.ndim < 3:
         raise ValueError(f"tensor must have shape (B, C, H, W); got {tuple(values.shape)}")
     batch, channels = values.shape[:2]
-    scaled = scale_cam_tensor(values.reshape(batch * channels, *values.shape[2:]), target_size)
+    size = None if target_size is None else _axis_order(target_size)
+    scaled = scale_cam_tensor(values.reshape(batch * channels, *values.shape[2:]), size)
     scaled = scaled.reshape(batch, channels, *scaled.shape[1:])
     return scaled if is_tensor else scaled.cpu().numpy()
 
@@ -248,8 +214,7 @@ def create_labels_legend(
     scores = _as_host_array(concept_scores, "concept_scores")
     if scores.ndim != 2:
         raise ValueError(f"concept_scores must have shape (n_concepts, n_categories); got {scores.shape}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer; got {top_k!r}")
+    top_k = check_positive_int(top_k, "top_k")
     top = np.argsort(scores, axis=1)[:, ::-1][:, :top_k]
     legend = []
     for concept, categories in enumerate(top):
@@ -315,7 +280,7 @@ def show_factorization_on_image(
     """
     img = _check_float_image(img)
     explanations = _as_host_array(explanations, "explanations")
-    image_weight = _check_image_weight(image_weight)
+    image_weight = check_real(image_weight, "image_weight", 0, 1)
     if explanations.ndim != 3 or explanations.shape[1:] != img.shape[:2]:
         raise ValueError(
             f"explanations must have shape (n_components, H, W) with (H, W) = {img.shape[:2]}; "

@@ -11,13 +11,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-
-def _check_size(value: int | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
-    return value
+from pytorch_grad_cam.core.checks import check_int, check_positive_int
 
 
 def _check_tokens(tensor: torch.Tensor, name: str) -> None:
@@ -82,8 +76,8 @@ def swinT_reshape_transform(
         ``(B, C, H, W)`` tensor (a view where possible).
     """
     _check_tokens(tensor, "swinT_reshape_transform")
-    height = _check_size(height, "height")
-    width = _check_size(width, "width")
+    height = check_positive_int(height, "height", allow_none=True)
+    width = check_positive_int(width, "width", allow_none=True)
     if tensor.ndim == 4:
         grid = tuple(tensor.shape[1:3])
         if (height is not None and height != grid[0]) or (width is not None and width != grid[1]):
@@ -153,12 +147,10 @@ def vit_reshape_transform(
     _check_tokens(tensor, "vit_reshape_transform")
     if tensor.ndim != 3:
         raise ValueError(f"vit_reshape_transform expects tokens of shape (B, N, C); got {tuple(tensor.shape)}")
-    height = _check_size(height, "height")
-    width = _check_size(width, "width")
-    if num_extra_tokens is not None and (
-        isinstance(num_extra_tokens, bool) or not isinstance(num_extra_tokens, int) or num_extra_tokens < 0
-    ):
-        raise ValueError(f"num_extra_tokens must be a non-negative integer or None; got {num_extra_tokens!r}")
+    height = check_positive_int(height, "height", allow_none=True)
+    width = check_positive_int(width, "width", allow_none=True)
+    if num_extra_tokens is not None:
+        num_extra_tokens = check_int(num_extra_tokens, "num_extra_tokens", minimum=0)
     tokens = tensor.shape[1]
     extra = num_extra_tokens
     if height is not None and width is not None:

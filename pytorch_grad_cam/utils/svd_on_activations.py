@@ -11,14 +11,21 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from pytorch_grad_cam.core.checks import as_tensor
+from pytorch_grad_cam.core.projection import centered_rows, project_on_first_component
+
+__all__ = [
+    "get_2d_projection",
+    "get_2d_projection_kernel",
+    "get_2d_projection_with_sign_correction",
+    "project_on_first_component",
+]
+
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 
-def _as_tensor(activation_batch: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    if isinstance(activation_batch, np.ndarray):
-        activation_batch = torch.from_numpy(activation_batch)
-    if not isinstance(activation_batch, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array or a torch tensor; got {type(activation_batch).__name__}")
+def _checked(activation_batch: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    activation_batch = as_tensor(activation_batch, name)
     if activation_batch.ndim < 3:
         raise ValueError(f"{name} must have shape (B, C, *spatial); got {tuple(activation_batch.shape)}")
     activation_batch = activation_batch.float()
@@ -31,24 +38,6 @@ def _like(result: torch.Tensor, original: np.ndarray | torch.Tensor) -> np.ndarr
     return result
 
 
-def _centered_rows(activations: torch.Tensor) -> torch.Tensor:
-    """``(B, C, *spatial)`` → ``(B, N, C)``: one row per position, each channel centred over positions."""
-    rows = activations.reshape(activations.shape[0], activations.shape[1], -1).transpose(1, 2)
-    return rows - rows.mean(dim=1, keepdim=True)
-
-
-def project_on_first_component(activations: torch.Tensor, sign_correction: bool = False) -> torch.Tensor:
-    """Torch core of :func:`get_2d_projection`: economy SVD, batched, on the activations' device."""
-    rows = _centered_rows(activations)
-    _, _, vh = torch.linalg.svd(rows, full_matrices=False)
-    projection = (rows @ vh[:, 0, :, None])[..., 0]
-    if sign_correction:
-        flat = projection.reshape(projection.shape[0], -1)
-        flip = flat.min(dim=1).values.abs() > flat.max(dim=1).values.abs()
-        projection = torch.where(flip[:, None], -projection, projection)
-    return projection.reshape(activations.shape[0], *activations.shape[2:])
-
-
 def get_2d_projection(activation_batch: ArrayOrTensor) -> ArrayOrTensor:
     """Project every position's channel vector on the first right-singular vector of the centred activations.
 
@@ -56,7 +45,7 @@ def get_2d_projection(activation_batch: ArrayOrTensor) -> ArrayOrTensor:
     the top right-singular vector of ``X`` (Eigen-CAM, Muhammad & Yeasin 2020,
     https://arxiv.org/abs/2008.00299). The sign of ``v1`` is arbitrary, as in the reference. NaNs count as 0.
     """
-    tensor = _as_tensor(activation_batch, "activation_batch")
+    tensor = _checked(activation_batch, "activation_batch")
     return _like(project_on_first_component(tensor), activation_batch)
 
 
@@ -66,7 +55,7 @@ def get_2d_projection_with_sign_correction(activation_batch: ArrayOrTensor) -> A
     The map is negated when ``|min| > |max|`` (Seg-Eigen-CAM, Chung & Ying 2025, Eq. 13,
     https://doi.org/10.3390/app15137562), so that after the ReLU the map follows the salient region.
     """
-    tensor = _as_tensor(activation_batch, "activation_batch")
+    tensor = _checked(activation_batch, "activation_batch")
     return _like(project_on_first_component(tensor, sign_correction=True), activation_batch)
 
 
@@ -80,8 +69,8 @@ def get_2d_projection_kernel(
     """
     from sklearn.decomposition import KernelPCA
 
-    tensor = _as_tensor(activation_batch, "activation_batch")
-    rows = _centered_rows(tensor).detach().cpu().numpy()
+    tensor = _checked(activation_batch, "activation_batch")
+    rows = centered_rows(tensor).detach().cpu().numpy()
     projections = [
         KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(image_rows)[:, 0]
         for image_rows in rows

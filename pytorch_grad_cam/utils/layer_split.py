@@ -1,78 +1,11 @@
-"""Shared helpers of the perturbation methods (ScoreCAM, AblationCAM): batch sizes, scores of a batch of
-perturbed outputs, progress bars, and cutting a model in two at a layer with ``torch.fx``.
-
-Private to the package: the public faces are the methods' constructor keywords.
-"""
+"""Cutting a model in two at a layer with ``torch.fx`` (AblationCAM's fast path)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import tqdm
 from torch import fx, nn
-
-from pytorch_grad_cam.base_cam import target_scores as base_target_scores
-from pytorch_grad_cam.utils.validation import check_positive_int, tensors_in
-
-
-class ActivationShapeError(ValueError):
-    """A target layer's output changed shape between the first pass and the perturbed passes."""
-
-
-def check_batch_size(value: Any, name: str = "batch_size") -> int:
-    """``value`` as a positive ``int`` (``TypeError`` / ``ValueError`` otherwise)."""
-    return check_positive_int(value, name)
-
-
-class BatchSize:
-    """Descriptor of a validated positive-int attribute, so that ``cam.batch_size = n`` is checked too."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.public = name
-        self.private = f"_{name}"
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return getattr(instance, self.private)
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        setattr(instance, self.private, check_batch_size(value, self.public))
-
-
-def progress_bar(total: int, enabled: bool, description: str) -> tqdm.tqdm:
-    """A tqdm bar over ``total`` batches; ``enabled=False`` gives a silent one."""
-    return tqdm.tqdm(total=total, disable=not enabled, desc=description, leave=False)
-
-
-def target_scores(target: Callable[[Any], torch.Tensor], outputs: Any, count: int) -> torch.Tensor:
-    """``target`` applied to each of the ``count`` per-image outputs of a batch, as a float32 ``(count,)``.
-
-    Raises:
-        ValueError: when a tensor output does not hold ``count`` rows.
-    """
-    if isinstance(outputs, torch.Tensor) and (outputs.ndim == 0 or outputs.shape[0] != count):
-        raise ValueError(
-            f"the model returned an output of shape {tuple(outputs.shape)} for a batch of {count} perturbed "
-            f"inputs; one output row per input is needed"
-        )
-    return base_target_scores([target] * count, outputs, first_index=None)
-
-
-def shapes(value: Any) -> list[tuple[int, ...]]:
-    """The shapes of every tensor inside ``value`` (a tensor, mapping or sequence), in order."""
-    return [tuple(tensor.shape) for tensor in tensors_in(value)]
-
-
-def check_same_layout(expected: Any, received: Any, what: str) -> None:
-    """Raise :class:`ActivationShapeError` when two layer outputs do not hold tensors of equal shapes."""
-    if shapes(expected) != shapes(received):
-        raise ActivationShapeError(
-            f"{what} gave activations of shape {shapes(received)} in the perturbed passes but {shapes(expected)} "
-            "in the first pass; the model must give the layer the same shape for the same image"
-        )
 
 
 class _LeafTracer(fx.Tracer):

@@ -1,0 +1,370 @@
+"""Recording: the one place where hooks are placed on a model.
+
+Everything a method reads from a forward and backward pass is recorded here, by one object whose hooks live
+for one forward pass (registered when it is called, removed in ``finally``):
+
+* the outputs of the target layers (after ``reshape_transform``), and their gradients;
+* the gradients at the outputs of layers with a bias (FullGrad), through tensor hooks removed after the
+  backward pass;
+* the attention maps of the transformer blocks that hold the target layers, and the blocks' output tokens
+  (LeGrad), by recomputing ``nn.MultiheadAttention`` step by step with the map in the graph;
+* the gradient of the input.
+
+Gradients are computed explicitly with :func:`torch.autograd.grad` (:meth:`ActivationsAndGradients.
+compute_gradients`): no ``.grad`` is written on the model's parameters and only the part of the graph after
+the recorded tensors is traversed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+
+def layer_name(model: nn.Module, layer: nn.Module) -> str:
+    """The dotted name of ``layer`` inside ``model`` (its type name when it is not a submodule)."""
+    for name, module in model.named_modules():
+        if module is layer:
+            return name or "<model itself>"
+    return type(layer).__name__
+
+
+def explicit_attention(
+    module: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``nn.MultiheadAttention``'s output computed step by step, with its attention map in the graph.
+
+    ``A_h = softmax(q_h k_hᵀ / √d)``, ``out = W_o [A_1 v_1, …, A_H v_H] + b_o`` (eval mode: no dropout).
+
+    Returns:
+        The output (in the module's batch layout) and the attention maps ``(B, heads, N_query, N_key)``.
+
+    Raises:
+        ValueError: for modules with ``add_bias_kv`` or ``add_zero_attn``.
+    """
+    if module.bias_k is not None or module.add_zero_attn:
+        raise ValueError(
+            "attention maps cannot be recorded for nn.MultiheadAttention with add_bias_kv or add_zero_attn"
+        )
+    if not module.batch_first:
+        query, key, value = (tensor.transpose(0, 1) for tensor in (query, key, value))
+    dim, heads = module.embed_dim, module.num_heads
+    bias = module.in_proj_bias
+    biases: Sequence[torch.Tensor | None] = (None, None, None) if bias is None else bias.split(dim)
+    if module._qkv_same_embed_dim:
+        weights: Sequence[torch.Tensor] = module.in_proj_weight.split(dim)
+    else:
+        weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
+    q, k, v = (F.linear(tensor, w, b) for tensor, w, b in zip((query, key, value), weights, biases))
+    batch, length = q.shape[:2]
+
+    def split(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.reshape(tensor.shape[0], tensor.shape[1], heads, dim // heads).transpose(1, 2)
+
+    q, k, v = split(q), split(k), split(v)
+    attention = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dim // heads), dim=-1)
+    mixed = (attention @ v).transpose(1, 2).reshape(batch, length, dim)
+    out = module.out_proj(mixed)
+    return (out if module.batch_first else out.transpose(0, 1)), attention
+
+
+def attention_block(model: nn.Module, layer: nn.Module, index: int) -> tuple[nn.Module, nn.MultiheadAttention]:
+    """The smallest module holding ``layer`` and exactly one ``nn.MultiheadAttention``, and that attention."""
+    holders = [module for module in model.modules() if any(sub is layer for sub in module.modules())]
+    for block in sorted(holders, key=lambda module: sum(1 for _ in module.modules())):
+        attentions = [sub for sub in block.modules() if isinstance(sub, nn.MultiheadAttention)]
+        if len(attentions) == 1:
+            return block, attentions[0]
+        if len(attentions) > 1:
+            break
+    raise ValueError(
+        f"target_layers[{index}] ({type(layer).__name__}) is not inside a transformer block with one "
+        "nn.MultiheadAttention, so its attention map cannot be recorded; pick an encoder block, e.g. "
+        "model.encoder.layers[-1]"
+    )
+
+
+class ActivationsAndGradients:
+    """Record target-layer outputs (after ``reshape_transform``) in one forward pass, and their gradients.
+
+    Args:
+        model: the network.
+        target_layers: the modules whose outputs are recorded; each must run exactly once per forward.
+        reshape_transform: optional callable applied to every recorded output and gradient, e.g. to turn
+            ViT tokens ``(B, N, C)`` into a ``(B, C, h, w)`` map.
+        detach: when ``True`` (default) the recorded activations and gradients are detached from the graph;
+            when ``False`` they stay differentiable (gradients are computed with ``create_graph=True``).
+        bias_layers: modules whose output gradients are recorded too (:attr:`bias_gradients`), every time
+            they run; a module off the path to the score records nothing.
+        attention: record the attention maps and output tokens of the transformer block holding each
+            target layer (:attr:`attention_maps`, :attr:`block_outputs`).
+        input_gradient: record the gradient of the input (:attr:`input_gradient`).
+
+    After a call, ``activations[i]`` and ``gradients[i]`` belong to ``target_layers[i]``, whatever the order
+    in which the layers ran.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        detach: bool = True,
+        *,
+        bias_layers: Sequence[nn.Module] = (),
+        attention: bool = False,
+        input_gradient: bool = False,
+    ) -> None:
+        self.model = model
+        self.target_layers = list(target_layers)
+        self.reshape_transform = reshape_transform
+        self.detach = detach
+        self.bias_layers = list(bias_layers)
+        self.input_gradient_wanted = input_gradient
+        layers = self.target_layers if attention else []
+        self.blocks = [attention_block(model, layer, index) for index, layer in enumerate(layers)]
+        #: When ``True``, the target layers' gradients are computed, and a float output that does not require
+        #: grad (a frozen backbone) is replaced by a detached leaf that does.
+        self.needs_gradients = True
+        self.activations: list[torch.Tensor] = []
+        self.gradients: list[torch.Tensor] = []
+        #: With ``detach=False``: the gradients before ``reshape_transform``, still in the graph (ShapleyCAM
+        #: differentiates them again with respect to :attr:`raw_activations`).
+        self.raw_gradients: list[torch.Tensor] = []
+        #: ``(module, ∂y/∂output)`` for every run of a bias layer that the score depends on, in backward order.
+        self.bias_gradients: list[tuple[nn.Module, torch.Tensor]] = []
+        #: Per target layer: the attention map ``(B, heads, N, N)`` of its block, and the block's output.
+        self.attention_maps: list[torch.Tensor] = []
+        self.block_outputs: list[Any] = []
+        #: The input of the last forward pass (a leaf requiring grad when the input gradient is recorded).
+        self.input: torch.Tensor | None = None
+        self.input_gradient: torch.Tensor | None = None
+        self.handles: list[RemovableHandle] = []
+        self._tensor_handles: list[RemovableHandle] = []
+        self._raw: list[Any] = []
+        self._runs: list[int] = []
+
+    @property
+    def raw_activations(self) -> list[Any]:
+        """The target layers' outputs of the last forward pass, before ``reshape_transform``."""
+        return self._raw
+
+    # ----------------------------------------------------------------------------------------- hooks
+    def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], Any]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            self._runs[index] += 1
+            if self._runs[index] > 1:
+                raise RuntimeError(
+                    f"target_layers[{index}] ({layer_name(self.model, module)}) ran more than once in one "
+                    "forward pass, so its activations are ambiguous; choose a module that runs once "
+                    "(for example the block that contains it)"
+                )
+            replaced = None
+            if self.needs_gradients:
+                self._check_differentiable(index, module, output)
+                if not output.requires_grad and torch.is_grad_enabled():
+                    # Frozen backbone: nothing before this layer needs a gradient, so a detached leaf
+                    # that requires grad is an exact stand-in and lets us differentiate with respect to it.
+                    replaced = output.detach().requires_grad_(True)
+                    output = replaced
+            self._raw[index] = output
+            activation = self.reshape_transform(output) if self.reshape_transform is not None else output
+            if not isinstance(activation, torch.Tensor):
+                raise TypeError(
+                    f"target_layers[{index}] ({layer_name(self.model, module)}) produced "
+                    f"{type(activation).__name__} after reshape_transform; a tensor is needed: pass a "
+                    "reshape_transform that returns one, or choose another layer"
+                )
+            self.activations[index] = activation.detach() if self.detach else activation
+            if isinstance(output, torch.Tensor):
+                # The model goes on with a copy, so that an in-place op after the layer (a following
+                # ReLU(inplace=True), e.g. densenet's features[-1] or a VGG conv) neither alters the recorded
+                # output nor its gradient, nor touches the frozen-backbone leaf (an autograd error).
+                return output.clone()
+            return replaced
+
+        return hook
+
+    def _bias_hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+
+            def keep(grad: torch.Tensor) -> None:
+                # a tensor hook gives the gradient of this output even if a later op changes it in place
+                self.bias_gradients.append((module, grad))
+
+            self._tensor_handles.append(output.register_hook(keep))
+
+    def _attention_hook(self, indices: list[int]) -> Callable[..., Any]:
+        def hook(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+            for name in ("key_padding_mask", "attn_mask"):
+                if kwargs.get(name) is not None:
+                    raise ValueError(f"attention maps cannot be recorded for attention called with {name}")
+            inputs = list(args) + [kwargs.get(name) for name in ("query", "key", "value")[len(args) :]]
+            out, attention = explicit_attention(module, *inputs[:3])
+            for index in indices:
+                self.attention_maps[index] = attention
+            return (out, output[1])
+
+        return hook
+
+    def _block_hook(self, indices: list[int]) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            for index in indices:
+                self.block_outputs[index] = output
+
+        return hook
+
+    def _check_differentiable(self, index: int, module: nn.Module, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"target_layers[{index}] ({layer_name(self.model, module)}) outputs "
+                f"{type(output).__name__}, which cannot carry a gradient; gradient-based methods need a "
+                "layer whose output is a tensor"
+            )
+        if not (output.is_floating_point() or output.is_complex()):
+            raise TypeError(
+                f"target_layers[{index}] ({layer_name(self.model, module)}) outputs a {output.dtype} "
+                "tensor, which cannot carry a gradient; choose a layer with a floating-point output"
+            )
+
+    def register(self) -> None:
+        """Attach the forward hooks (idempotent)."""
+        if self.handles:
+            return
+        handles = [layer.register_forward_hook(self._layer_hook(i)) for i, layer in enumerate(self.target_layers)]
+        handles += [layer.register_forward_hook(self._bias_hook) for layer in self.bias_layers]
+        by_block: dict[int, tuple[nn.Module, nn.MultiheadAttention, list[int]]] = {}
+        for index, (block, attention) in enumerate(self.blocks):
+            by_block.setdefault(id(block), (block, attention, []))[2].append(index)
+        for block, attention, indices in by_block.values():
+            handles.append(attention.register_forward_hook(self._attention_hook(indices), with_kwargs=True))
+            handles.append(block.register_forward_hook(self._block_hook(indices)))
+        self.handles = handles
+
+    def release(self) -> None:
+        """Remove every hook this object placed (idempotent)."""
+        for handle in (*self.handles, *self._tensor_handles):
+            handle.remove()
+        self.handles = []
+        self._tensor_handles = []
+
+    def __enter__(self) -> ActivationsAndGradients:
+        self.register()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    # ------------------------------------------------------------------------------------ forward
+    def __call__(self, x: torch.Tensor) -> Any:
+        """Run the model on ``x`` and record every target layer's output; returns the model output."""
+        count = len(self.target_layers)
+        self.activations = [None] * count  # type: ignore[list-item]
+        self.gradients = []
+        self.raw_gradients = []
+        self.bias_gradients = []
+        self.attention_maps = [None] * len(self.blocks)  # type: ignore[list-item]
+        self.block_outputs = [None] * len(self.blocks)
+        self.input_gradient = None
+        self._raw = [None] * count
+        self._runs = [0] * count
+        if self.input_gradient_wanted:
+            x = x.detach().requires_grad_(True)
+        self.input = x
+        self.release()
+        self.register()
+        try:
+            output = self.model(x)
+        finally:
+            for handle in self.handles:
+                handle.remove()
+            self.handles = []
+        silent = [i for i, runs in enumerate(self._runs) if runs == 0]
+        if silent:
+            names = ", ".join(f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in silent)
+            raise ValueError(
+                f"{names} did not run during the forward pass; a target layer must be a module the model "
+                "actually calls"
+            )
+        return output
+
+    def compute_gradients(self, score: torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of the scalar ``score`` with respect to every recorded target-layer output (when
+        :attr:`needs_gradients`), the input (when recorded) and the bias layers' outputs, in one pass.
+
+        The layer gradients are stored in ``self.gradients`` (after ``reshape_transform``) and returned.
+
+        Raises:
+            ValueError: when the score does not depend on a target layer.
+        """
+        layers = self._raw if self.needs_gradients else []
+        for index, raw in enumerate(layers):
+            self._check_differentiable(index, self.target_layers[index], raw)
+        if not score.requires_grad:
+            raise ValueError(
+                "the target score does not depend on any target layer's output (it does not require grad); "
+                "check the targets and the target layers"
+            )
+        sources = list(layers) + ([self.input] if self.input_gradient_wanted else [])
+        try:
+            grads = torch.autograd.grad(
+                score, sources, allow_unused=True, retain_graph=not self.detach, create_graph=not self.detach
+            )
+        finally:
+            for handle in self._tensor_handles:
+                handle.remove()
+            self._tensor_handles = []
+        if self.input_gradient_wanted:
+            *grads, input_grad = grads  # type: ignore[assignment]
+            if input_grad is None:
+                raise ValueError("the target score does not depend on the input; check the targets")
+            self.input_gradient = input_grad.detach()
+        unused = [i for i, grad in enumerate(grads) if grad is None]
+        if unused:
+            names = ", ".join(
+                f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in unused
+            )
+            hint = ""
+            if hasattr(self.model, "_orig_mod"):  # torch.compile's OptimizedModule
+                hint = (
+                    "; the model is torch.compile'd, and a compiled graph gives no gradient to its inner "
+                    "layers: explain model._orig_mod (the same weights, run eagerly) or use a gradient-free "
+                    "method such as EigenCAM"
+                )
+            raise ValueError(
+                f"the target score does not depend on {names}: no gradient flows back to it; choose a layer "
+                f"that lies on the path to the model output{hint}"
+            )
+        self.raw_gradients = [] if self.detach else list(grads)
+        if self.reshape_transform is not None:
+            grads = tuple(self.reshape_transform(grad) for grad in grads)
+        self.gradients = [grad.detach() if self.detach else grad for grad in grads]
+        return self.gradients
+
+
+def twice_differentiable_attention() -> AbstractContextManager[None]:
+    """Run ``scaled_dot_product_attention`` on PyTorch's math kernel: the fused (flash / memory-efficient)
+    kernels have no second derivative, which a Hessian-vector product needs (vision transformers)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False)
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+@contextmanager
+def replaced_output(layer: nn.Module, replace: Callable[[Any], Any]) -> Iterator[None]:
+    """Inside the ``with`` block, ``layer``'s output ``o`` is replaced by ``replace(o)`` (AblationCAM's full
+    re-run with ablated activations); the hook is removed on exit."""
+    handle = layer.register_forward_hook(lambda module, inputs, output: replace(output))
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -1,0 +1,93 @@
+"""CAMWrapper: the base of methods built on another CAM (NoiseTunnel, RefineCAM, FinerCAM, GuidedGradCAM).
+
+A wrapper is a CAM of the same protocol: it can wrap any CAM, another wrapper included, and be wrapped.
+``outputs``, ``release()``, the model and the target layers are those of the wrapped CAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytorch_grad_cam.core.checks import describe
+from pytorch_grad_cam.core.combine import LayerCombiner
+from pytorch_grad_cam.core.needs import Needs
+from pytorch_grad_cam.core.protocol import CAMMethod
+from pytorch_grad_cam.core.targets import Target
+
+
+class CAMWrapper(CAMMethod):
+    """A CAM whose work is done by the CAM :attr:`base_cam`, which the wrapper builds or is given.
+
+    Subclasses build :attr:`base_cam` with :meth:`build_base` in their constructor and implement
+    :meth:`explain` (their idea), calling ``self.base_cam.compute(...)``.
+    """
+
+    base_cam: CAMMethod
+
+    @staticmethod
+    def build_base(
+        base_method: Any,
+        model: nn.Module | None,
+        target_layers: Sequence[nn.Module] | None,
+        reshape_transform: Callable[[Any], torch.Tensor] | None,
+        **kwargs: Any,
+    ) -> CAMMethod:
+        """The wrapped CAM: ``base_method`` itself when it is a CAM object (then ``model``, ``target_layers``,
+        ``reshape_transform`` and ``kwargs`` must not be given), else ``base_method(model, target_layers,
+        reshape_transform, **kwargs)`` for a CAM class such as ``GradCAM``."""
+        if isinstance(base_method, CAMMethod):
+            given = [name for name, value in (("model", model), ("target_layers", target_layers),
+                     ("reshape_transform", reshape_transform)) if value is not None] + sorted(kwargs)
+            if given:
+                raise TypeError(
+                    f"base_method is a CAM object already, so {', '.join(given)} cannot be given too; pass a CAM "
+                    "class instead, or leave them out"
+                )
+            return base_method
+        if not (isinstance(base_method, type) and issubclass(base_method, CAMMethod)):
+            raise TypeError(
+                "base_method must be a CAM class such as GradCAM or a CAM object of pytorch_grad_cam; got "
+                f"{describe(base_method)}"
+            )
+        if model is None or target_layers is None:
+            raise TypeError(f"model and target_layers are needed to build {base_method.__name__}")
+        factory: Any = base_method  # a concrete CAM class, whose constructor takes these
+        built: CAMMethod = factory(model, target_layers, reshape_transform, **kwargs)
+        return built
+
+    @property
+    def model(self) -> nn.Module:  # type: ignore[override]
+        return self.base_cam.model
+
+    @property
+    def target_layers(self) -> list[nn.Module]:  # type: ignore[override]
+        return self.base_cam.target_layers
+
+    @property
+    def outputs(self) -> Any:
+        return self.base_cam.outputs
+
+    @property
+    def needs(self) -> Needs:  # type: ignore[override]
+        """The needs of the wrapped CAM."""
+        return self.base_cam.needs
+
+    @property
+    def requires_autograd(self) -> bool:
+        return self.base_cam.requires_autograd
+
+    def default_targets(self, outputs: Any, batch_size: int, **options: Any) -> list[Target]:
+        return self.base_cam.default_targets(outputs, batch_size, **options)
+
+    def with_layer_combiner(self, combiner: LayerCombiner) -> CAMWrapper:
+        return self._copy(base_cam=self.base_cam.with_layer_combiner(combiner))
+
+    def release(self) -> None:
+        self.base_cam.release()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_cam!r})"
