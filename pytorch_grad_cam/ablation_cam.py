@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.ablation_layer import AblationLayer
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord, Target
 from pytorch_grad_cam.core.checks import check_choice, check_real
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
@@ -87,19 +87,12 @@ class AblationCAM(BaseCAM):
         self.fast_path_used: list[bool] = []
         self._splits: dict[int, LayerSplit | ValueError] = {}
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        index = self.layer_index(target_layer)
-        if index == 0:
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations
+        raw, target_layer = layer.raw_activations, layer.layer
+        if layer.index == 0:
             self.fast_path_used = []
-        raw = self.activations_and_grads.raw_activations[index]
-        layer_name = f"target_layers[{index}]"
+        layer_name = f"target_layers[{layer.index}]"
         images, channels = activations.shape[:2]
         original = target_scores(targets, self.outputs).to(activations.device)
         ablated_scores = original[:, None].repeat(1, channels)

@@ -6,22 +6,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from pytorch_grad_cam.core.checks import as_tensor
 from pytorch_grad_cam.utils.svd_on_activations import project_on_first_component
 
 #: Offset below the minimum used to switch off a channel of a layer whose outputs can be negative.
 ABLATION_OFFSET = 1e7
-
-
-def _as_tensor(activations: Any, name: str) -> torch.Tensor:
-    if isinstance(activations, np.ndarray):
-        activations = torch.from_numpy(activations)
-    if not isinstance(activations, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor or a numpy array; got {type(activations).__name__}")
-    return activations
 
 
 class AblationLayer(nn.Module):
@@ -41,7 +33,7 @@ class AblationLayer(nn.Module):
     def objectiveness_mask_from_svd(self, activations: torch.Tensor, threshold: float = 0.01) -> torch.Tensor:
         """Boolean map of the positions where ``|first principal component|``, min-max scaled, exceeds
         ``threshold`` (an EigenCAM-style "objectness" mask of one image's ``(C, *spatial)`` activations)."""
-        activations = _as_tensor(activations, "activations").float()
+        activations = as_tensor(activations, "activations").float()
         projection = project_on_first_component(activations[None])[0].abs()
         projection = projection - projection.min()
         return projection / projection.max() > threshold
@@ -56,7 +48,7 @@ class AblationLayer(nn.Module):
         ``int(C * ratio)`` highest- and lowest-scoring channels are kept, each channel once, in increasing
         order (the reference could list a channel twice for ratios above 0.5).
         """
-        activations = _as_tensor(activations, "activations")
+        activations = as_tensor(activations, "activations")
         channels = activations.shape[0]
         if ratio_channels_to_ablate >= 1.0:
             self.indices = torch.arange(channels, device=activations.device)

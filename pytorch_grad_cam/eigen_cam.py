@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 from pytorch_grad_cam.core.projection import project_on_first_component
 
@@ -36,17 +36,9 @@ class EigenCAM(BaseCAM):
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.sign_correction = sign_correction
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        return project_on_first_component(self.eigen_input(activations, grads), self.sign_correction)
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        return project_on_first_component(self.eigen_input(layer), self.sign_correction)
 
-    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
+    def eigen_input(self, layer: LayerRecord) -> torch.Tensor:
         """What the SVD decomposes: the activations themselves."""
-        return activations
+        return layer.activations

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
@@ -17,5 +16,5 @@ class EigenGradCAM(EigenCAM):
 
     needs = GRADIENTS
 
-    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
-        return grads * activations
+    def eigen_input(self, layer: LayerRecord) -> torch.Tensor:
+        return layer.gradients * layer.activations

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 
 
@@ -33,16 +33,8 @@ class FEM(BaseCAM):
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.k = k
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        spatial = tuple(range(2, activations.ndim))
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        activations, spatial = layer.activations, layer.spatial_axes
         mean = activations.mean(dim=spatial, keepdim=True)
         std = activations.std(dim=spatial, keepdim=True, unbiased=False)
         weights = (activations > mean + self.k * std).float().mean(dim=spatial, keepdim=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core import CAMWrapper, Target
 from pytorch_grad_cam.core.checks import check_int, check_real
 from pytorch_grad_cam.core.targets import FinerWeightedTarget
 from pytorch_grad_cam.grad_cam import GradCAM
@@ -45,15 +44,7 @@ class FinerCAM(CAMWrapper):
 
     call_flags = ("eigen_smooth", "alpha", "comparison_categories", "target_idx", "aug_smooth")
 
-    def __init__(
-        self,
-        model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        base_method: type[CAMMethod] | CAMMethod = GradCAM,
-        **kwargs: Any,
-    ) -> None:
-        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
+    default_base_method = GradCAM
 
     def explain(
         self,

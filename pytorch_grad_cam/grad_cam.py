@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class GradCAM(BaseCAM):
@@ -14,12 +13,5 @@ class GradCAM(BaseCAM):
     ``w_c = mean over positions of ∂y/∂A_c``;  ``map = ReLU(Σ_c w_c A_c)``.
     """
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-    ) -> torch.Tensor:
-        return grads.mean(dim=tuple(range(2, grads.ndim)))
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        return layer.gradients.mean(dim=layer.spatial_axes)

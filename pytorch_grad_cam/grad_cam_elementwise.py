@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class GradCAMElementWise(BaseCAM):
@@ -15,14 +14,5 @@ class GradCAMElementWise(BaseCAM):
     ``map = ReLU(Σ_c ReLU(∂y/∂A_c ⊙ A_c))``.
     """
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        elementwise = (grads * activations).clamp_min(0)
-        return self.reduce_channels(elementwise, eigen_smooth)
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        return self.reduce_channels((layer.gradients * layer.activations).clamp_min(0), eigen_smooth)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class GradCAMPlusPlus(BaseCAM):
@@ -15,17 +14,10 @@ class GradCAMPlusPlus(BaseCAM):
     ``g = 0``), ``w_c = Σ_ij α · ReLU(g)``;  ``map = ReLU(Σ_c w_c A_c)``.
     """
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-    ) -> torch.Tensor:
-        spatial = tuple(range(2, grads.ndim))
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        grads, spatial = layer.gradients, layer.spatial_axes
         grads_2 = grads.pow(2)
-        sum_activations = activations.sum(dim=spatial, keepdim=True)
+        sum_activations = layer.activations.sum(dim=spatial, keepdim=True)
         alpha = grads_2 / (2 * grads_2 + sum_activations * grads_2 * grads + 1e-6)
         alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
         return (alpha * grads.clamp_min(0)).sum(dim=spatial)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.core.outputs import row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize, gaussian_blur, progress_bar
@@ -67,17 +67,10 @@ class GroupCAM(BaseCAM):
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations
         images, channels = activations.shape[:2]
-        weighted = grads.mean(dim=(2, 3), keepdim=True) * activations
+        weighted = layer.gradients.mean(dim=(2, 3), keepdim=True) * activations
         groups = torch.stack([part.sum(dim=1) for part in weighted.tensor_split(min(self.groups, channels), dim=1)], 1)
         groups = groups.clamp_min(0)
         threshold = torch.quantile(groups.flatten(2), self.percentile / 100, dim=2)[..., None, None]

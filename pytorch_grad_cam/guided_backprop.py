@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -114,7 +115,7 @@ class GuidedBackpropReLUModel:
                 check_index(category, f"target_category[{index}]", num_classes)
                 for index, category in enumerate(target_category)
             ]
-        elif hasattr(target_category, "__index__"):  # one class for every image (a bool is refused)
+        elif isinstance(target_category, (numbers.Integral, np.integer)):  # one class for every image (not a bool)
             categories = [check_index(target_category, "target_category", num_classes)] * batch_size
         else:
             raise TypeError(

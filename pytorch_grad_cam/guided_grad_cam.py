@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core import CAMWrapper, Target
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.grad_cam import GradCAM
 from pytorch_grad_cam.guided_backprop import guided_input_gradient
@@ -37,17 +35,8 @@ class GuidedGradCAM(CAMWrapper):
 
     guided_gradients: torch.Tensor | None = None
 
-    def __init__(
-        self,
-        model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        base_method: type[CAMMethod] | CAMMethod = GradCAM,
-        **kwargs: Any,
-    ) -> None:
-        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
+    default_base_method = GradCAM
 
-    @property
     def requires_autograd(self) -> bool:
         return True
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class HiResCAM(BaseCAM):
@@ -17,18 +16,9 @@ class HiResCAM(BaseCAM):
     provably reflects the locations the model used (unlike Grad-CAM's spatial average).
     """
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        elementwise = grads * activations
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         if eigen_smooth:
             warnings.warn(
                 "HiResCAM's faithfulness guarantee does not hold when eigen_smooth is applied", stacklevel=2
             )
-        return self.reduce_channels(elementwise, eigen_smooth)
+        return self.reduce_channels(layer.gradients * layer.activations, eigen_smooth)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import Target
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int
 from pytorch_grad_cam.score_cam import ScoreCAM
 
@@ -41,19 +41,10 @@ class ISCAM(ScoreCAM):
         self.num_samples = check_positive_int(num_samples, "num_samples")
         super().__init__(model, target_layers, reshape_transform, **kwargs)
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        spatial = (1,) * (activations.ndim - 2)
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        spatial = (1,) * len(layer.spatial_axes)
 
         def scaled(masks: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
             return masks * ((sample + 1).float() / self.num_samples).view(-1, *spatial)
 
-        return torch.softmax(
-            self.mask_scores(input_tensor, targets, activations, self.num_samples, scaled), dim=-1
-        )
+        return torch.softmax(self.mask_scores(layer, self.num_samples, scaled), dim=-1)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_kernel
 
@@ -35,13 +35,5 @@ class KPCA_CAM(BaseCAM):
         self.kernel = kernel
         self.gamma = gamma
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        return get_2d_projection_kernel(activations, self.kernel, self.gamma)
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        return get_2d_projection_kernel(layer.activations, self.kernel, self.gamma)

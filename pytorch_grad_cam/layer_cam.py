@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class LayerCAM(BaseCAM):
@@ -15,14 +14,5 @@ class LayerCAM(BaseCAM):
     stays reliable on shallow layers.
     """
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        weighted = grads.clamp_min(0) * activations
-        return self.reduce_channels(weighted, eigen_smooth)
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        return self.reduce_channels(layer.gradients.clamp_min(0) * layer.activations, eigen_smooth)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Needs, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 from pytorch_grad_cam.core.checks import check_callable
 from pytorch_grad_cam.core.outputs import target_scores
 
@@ -73,21 +73,10 @@ class LeGrad(BaseCAM):
         check_callable(head, "head", example="lambda z: model.head(model.norm(z)[:, 0])")
         self.head = head if head is not None else default_head(model)
 
-    def get_cam_image(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-        eigen_smooth: bool = False,
-    ) -> torch.Tensor:
-        index = self.layer_index(target_layer)
-        record = self.activations_and_grads
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         with torch.enable_grad():
-            outputs = self.head(record.block_outputs[index])
-            score = target_scores(targets, outputs).sum()
-            (gradient,) = torch.autograd.grad(score, record.attention_maps[index], allow_unused=True, retain_graph=True)
+            score = target_scores(layer.targets, self.head(layer.block_output)).sum()
+            (gradient,) = torch.autograd.grad(score, layer.attention_map, allow_unused=True, retain_graph=True)
         if gradient is None:
             raise ValueError("the target score does not depend on the attention of this block; check head and targets")
         relevance = gradient.detach().float().clamp_min(0).mean(dim=(1, 2))

@@ -46,6 +46,8 @@ class NoiseTunnel(CAMWrapper):
             is ``None``.
     """
 
+    default_base_method = GradCAM
+
     def __init__(
         self,
         cam: CAMMethod | None = None,
@@ -57,16 +59,14 @@ class NoiseTunnel(CAMWrapper):
         model: nn.Module | None = None,
         target_layers: Sequence[nn.Module] | None = None,
         reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        base_method: type[CAMMethod] = GradCAM,
+        base_method: type[CAMMethod] | None = None,
         **kwargs: Any,
     ) -> None:
         self.nt_type = check_choice(nt_type, "nt_type", NT_TYPES)
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.noise_level = check_real(noise_level, "noise_level", 0.0)
         self.progress = progress
-        self.base_cam = self.build_base(
-            base_method if cam is None else cam, model, target_layers, reshape_transform, **kwargs
-        )
+        super().__init__(model, target_layers, reshape_transform, cam if cam is not None else base_method, **kwargs)
 
     def explain(
         self,

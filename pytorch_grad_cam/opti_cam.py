@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Needs, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.perturbation import progress_bar
@@ -73,15 +73,8 @@ class OptiCAM(BaseCAM):
         cam = F.interpolate(cam[:, None], size=tuple(size), mode=mode, align_corners=False)
         return min_max_scale(cam, eps=1e-8)
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        activations = activations.detach()
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations.detach()
         clean = target_scores(targets, self.outputs).to(activations.device)
         weights = torch.zeros(activations.shape[:2], device=activations.device, requires_grad=True)
         optimizer = torch.optim.Adam([weights], lr=self.learning_rate)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 
 
@@ -17,13 +16,6 @@ class RandomCAM(BaseCAM):
 
     needs = CLASS_AGNOSTIC
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        weights = torch.rand(activations.shape[:2], dtype=activations.dtype)
-        return (2 * weights - 1).to(activations.device)
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        weights = torch.rand(layer.activations.shape[:2], dtype=layer.activations.dtype)
+        return (2 * weights - 1).to(layer.activations.device)

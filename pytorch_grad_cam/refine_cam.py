@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core import CAMWrapper, Target
 from pytorch_grad_cam.core.combine import product_of_scaled
 from pytorch_grad_cam.grad_cam_plusplus import GradCAMPlusPlus
 
@@ -38,17 +36,8 @@ class RefineCAM(CAMWrapper):
     """
 
     call_flags = ("eigen_smooth", "aug_smooth")
-
-    def __init__(
-        self,
-        model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        base_method: type[CAMMethod] | CAMMethod = GradCAMPlusPlus,
-        **kwargs: Any,
-    ) -> None:
-        base = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
-        self.base_cam = base.with_layer_combiner(product_of_scaled)
+    default_base_method = GradCAMPlusPlus
+    base_layer_combiner = staticmethod(product_of_scaled)
 
     def explain(
         self,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize, progress_bar
@@ -56,24 +56,10 @@ class ScoreCAM(BaseCAM):
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        return torch.softmax(self.mask_scores(input_tensor, targets, activations), dim=-1)
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        return torch.softmax(self.mask_scores(layer), dim=-1)
 
-    def mask_scores(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target],
-        activations: torch.Tensor,
-        num_samples: int = 1,
-        vary: MaskVariant | None = None,
-    ) -> torch.Tensor:
+    def mask_scores(self, layer: LayerRecord, num_samples: int = 1, vary: MaskVariant | None = None) -> torch.Tensor:
         """``s[b, c] = (1/n) Σ_i y_b(x_b ⊙ vary_i(M_c))``: the target scores of the inputs masked by each channel's
         mask ``M_c`` (upsampled activation, min-max normalised) or by ``n`` variants of it (SS-CAM, IS-CAM).
 
@@ -83,6 +69,7 @@ class ScoreCAM(BaseCAM):
         Returns:
             float32 ``(B, C)`` on the activations' device.
         """
+        input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations
         images, channels = activations.shape[:2]
         spatial = input_tensor.shape[2:]
         # as the reference: bilinear with aligned corners in 2-D, trilinear (corners not aligned) in 3-D

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
@@ -32,5 +33,5 @@ class SegEigenCAM(EigenCAM):
     ) -> None:
         super().__init__(model, target_layers, reshape_transform, sign_correction, **kwargs)
 
-    def eigen_input(self, activations: torch.Tensor, grads: Any) -> torch.Tensor:
-        return grads.abs() * activations
+    def eigen_input(self, layer: LayerRecord) -> torch.Tensor:
+        return layer.gradients.abs() * layer.activations

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Needs, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 
 
 class ShapleyCAM(BaseCAM):
@@ -25,26 +24,16 @@ class ShapleyCAM(BaseCAM):
 
     needs = Needs(second_order=True)
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-    ) -> torch.Tensor:
-        hvp = self.hessian_vector_product(self.layer_index(target_layer))
-        weights = grads - 0.5 * hvp.to(grads)
-        return weights.mean(dim=tuple(range(2, weights.ndim))).detach()
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        weights = layer.gradients - 0.5 * self.hessian_vector_product(layer).to(layer.gradients)
+        return weights.mean(dim=layer.spatial_axes).detach()
 
-    def hessian_vector_product(self, layer_index: int) -> torch.Tensor:
-        """``∂²y/∂A² · A`` for target layer ``layer_index`` (after ``reshape_transform``; zeros where the score
-        is linear in ``A``)."""
-        record = self.activations_and_grads
-        raw_activations = record.raw_activations[layer_index]
-        raw_gradients = record.raw_gradients[layer_index]
+    def hessian_vector_product(self, layer: LayerRecord) -> torch.Tensor:
+        """``∂²y/∂A² · A`` for one target layer (after ``reshape_transform``; zeros where the score is linear
+        in ``A``)."""
+        raw_activations, raw_gradients = layer.raw_activations, layer.raw_gradients
         hvp = None
-        if raw_gradients.requires_grad:
+        if raw_gradients is not None and raw_gradients.requires_grad:
             hvp = torch.autograd.grad(
                 raw_gradients, raw_activations, grad_outputs=raw_activations.detach(), retain_graph=True,
                 allow_unused=True,

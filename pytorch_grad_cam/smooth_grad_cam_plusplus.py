@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, Target
+from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 
@@ -49,15 +49,9 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.progress = progress
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        recorder = ActivationsAndGradients(self.model, [target_layer], self.reshape_transform)
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        input_tensor, activations = layer.input_tensor, layer.activations
+        recorder = ActivationsAndGradients(self.model, [layer.layer], self.reshape_transform)
         sigma = noise_scale(input_tensor, self.noise_level)
         moments = torch.zeros((3, *activations.shape), device=activations.device)
         powers = torch.arange(1, 4, device=activations.device).view((3,) + (1,) * activations.ndim)
@@ -65,11 +59,11 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             for _ in range(self.num_samples):
                 noisy = input_tensor + torch.randn_like(input_tensor) * sigma
                 outputs = recorder(noisy)
-                (gradient,) = recorder.compute_gradients(self.target_score(targets, outputs))
+                (gradient,) = recorder.compute_gradients(self.target_score(layer.targets, outputs))
                 moments += gradient.float().unsqueeze(0).pow(powers)
                 bar.update()
         first, second, third = moments / self.num_samples
-        spatial = tuple(range(2, activations.ndim))
+        spatial = layer.spatial_axes
         sum_activations = activations.sum(dim=spatial, keepdim=True)
         alpha = second / (2 * second + sum_activations * third + 1e-6)
         alpha = torch.where(second != 0, alpha, torch.zeros_like(alpha))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import Target
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.score_cam import ScoreCAM
 
@@ -44,17 +44,8 @@ class SSCAM(ScoreCAM):
         self.std = check_real(std, "std", 0.0)
         super().__init__(model, target_layers, reshape_transform, **kwargs)
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         def noisy(masks: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
             return masks + self.std * torch.randn_like(masks)
 
-        return torch.softmax(
-            self.mask_scores(input_tensor, targets, activations, self.num_samples, noisy), dim=-1
-        )
+        return torch.softmax(self.mask_scores(layer, self.num_samples, noisy), dim=-1)

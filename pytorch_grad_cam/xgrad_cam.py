@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 
 
 class XGradCAM(BaseCAM):
@@ -15,14 +14,7 @@ class XGradCAM(BaseCAM):
     activations as weights (the axioms of sensitivity and conservation);  ``map = ReLU(Σ_c w_c A_c)``.
     """
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor,
-    ) -> torch.Tensor:
-        spatial = tuple(range(2, grads.ndim))
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        activations, spatial = layer.activations, layer.spatial_axes
         sum_activations = activations.sum(dim=spatial, keepdim=True)
-        return (grads * activations / (sum_activations + 1e-7)).sum(dim=spatial)
+        return (layer.gradients * activations / (sum_activations + 1e-7)).sum(dim=spatial)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import describe
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 
@@ -64,14 +64,8 @@ class CAM(BaseCAM):
             raise ValueError("fc_layer is not a submodule of the model; pass the model's own classifier layer")
         self.fc_layer = fc_layer
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        activations, targets = layer.activations, layer.targets
         weight = self.fc_layer.weight.detach().to(activations.device, torch.float32)
         self._check_gap_linear_head(activations, weight)
         with torch.inference_mode(False), torch.enable_grad():

@@ -128,3 +128,57 @@ def test_torchvision_model_with_a_weights_file(tmp_path: Path) -> None:
                    "--output-dir", str(tmp_path / "out")])
     assert status == 0
     check_outputs(tmp_path / "out", "eigencam", (224, 224))
+
+
+def _non_square_photo(tmp_path: Path, size: tuple[int, int] = (150, 90)) -> Path:
+    """The demo scene as a ``size`` = (width, height) photo, so it differs from the model's 64x64 input."""
+    from pytorch_grad_cam.demo import demo_image
+
+    image, _, _ = demo_image(seed=3)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), cv2.resize(np.uint8(image[:, :, ::-1] * 255), size, interpolation=cv2.INTER_LINEAR))
+    return path
+
+
+def test_outputs_are_written_at_the_photo_resolution(tmp_path: Path) -> None:
+    """As the reference's cam.py, the images have the size of the user's photo (not the model's input size)."""
+    photo = _non_square_photo(tmp_path)
+    for method in ("gradcam", "scorecam"):
+        status = main(["--model", "demo", "--image-path", str(photo), "--method", method,
+                       "--output-dir", str(tmp_path / "out")])
+        assert status == 0
+        check_outputs(tmp_path / "out", method, (90, 150))
+    cam_image = cv2.imread(str(tmp_path / "out" / "gradcam_cam.jpg"))
+    original = cv2.imread(str(photo))
+    # The overlay is the photo blended with the heatmap: strongly correlated with the photo itself.
+    assert np.corrcoef(cam_image.mean(axis=2).ravel(), original.mean(axis=2).ravel())[0, 1] > 0.3
+
+
+def test_compare_is_quiet_without_verbose(tmp_path: Path) -> None:
+    """No tqdm bars, and each warning as one line on stderr (no Python source lines, no tracebacks)."""
+    photo = _non_square_photo(tmp_path)
+    result = run_cam_py("--model", "demo", "--image-path", str(photo), "--compare", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "it/s" not in result.stderr and "%|" not in result.stderr and "\r" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert all(line.startswith(("warning (", "cam.py: warning: ")) for line in lines), result.stderr
+    assert "cam.py: warning: --compare: legrad skipped" in result.stderr
+    assert cv2.imread(str(tmp_path / "compare.png")) is not None
+
+
+def test_verbose_shows_progress_bars(tmp_path: Path) -> None:
+    quiet = run_cam_py("--model", "demo", "--method", "scorecam", "--output-dir", str(tmp_path))
+    assert quiet.returncode == 0 and "ScoreCAM" not in quiet.stderr and "it/s" not in quiet.stderr
+    verbose = run_cam_py("--model", "demo", "--method", "scorecam", "--verbose", "--output-dir", str(tmp_path))
+    assert verbose.returncode == 0 and "ScoreCAM" in verbose.stderr
+
+
+def test_method_warnings_are_summarised_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """FullGrad warns that it ignores target_layers: one line on stderr, prefixed with the method's name."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may escape as a real warning
+        assert main(["--model", "demo", "--method", "fullgrad", "--output-dir", str(tmp_path)]) == 0
+    error = capsys.readouterr().err
+    assert error.count("warning (fullgrad): ") == 1 and len(error.strip().splitlines()) == 1, error

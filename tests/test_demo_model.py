@@ -82,11 +82,11 @@ def test_dataset_items_depend_on_seed_and_index_only():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: make_scene(0, size=16), ValueError, "size must be at least 32"),
-        (lambda: make_scene(0, size=64.0), TypeError, "size must be an int"),
-        (lambda: make_scene(0, label=7), ValueError, "label must be an int in"),
-        (lambda: SceneDataset(-1), ValueError, "n must be a non-negative int; got -1"),
-        (lambda: SceneDataset(4, seed="a"), TypeError, "seed must be a non-negative int; got str"),
+        (lambda: make_scene(0, size=16), ValueError, "size must be an integer >= 32; got 16"),
+        (lambda: make_scene(0, size=64.0), TypeError, "size must be an integer >= 32; got float 64.0"),
+        (lambda: make_scene(0, label=7), ValueError, r"label must be an integer in \[0, 5\); got 7"),
+        (lambda: SceneDataset(-1), ValueError, "n must be an integer >= 0; got -1"),
+        (lambda: SceneDataset(4, seed="a"), TypeError, "seed must be an integer >= 0; got str 'a'"),
         (lambda: preprocess(np.zeros((64, 64))), ValueError, r"image must have shape .*got \(64, 64\)"),
         (lambda: demo_target_layers(torch.nn.Linear(2, 2)), TypeError, "model must be a DemoCNN"),
     ],

@@ -142,7 +142,7 @@ def test_bad_input(resnet):
     factorization = DeepFeatureFactorization(resnet, resnet.layer4)
     with pytest.raises(ValueError, match=r"input_tensor must have shape \(B, C, H, W\); got \(3, 64, 64\)"):
         factorization(torch.randn(3, 64, 64))
-    with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor; got ndarray"):
+    with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor; got a numpy.ndarray of shape \(1, 3"):
         factorization(np.zeros((1, 3, 64, 64)))
     with pytest.raises(ValueError, match=r"n_components must be a positive int; got 0"):
         factorization(torch.randn(1, 3, 64, 64), n_components=0)
@@ -150,7 +150,7 @@ def test_bad_input(resnet):
         DeepFeatureFactorization(resnet, nn.Linear(2, 2))
     with pytest.raises(TypeError, match=r"target_layer must be one torch.nn.Module"):
         DeepFeatureFactorization(resnet, [resnet.layer3, resnet.layer4])
-    with pytest.raises(TypeError, match=r"computation_on_concepts must be callable or None; got 3"):
+    with pytest.raises(TypeError, match=r"computation_on_concepts must be callable or None; got int 3"):
         DeepFeatureFactorization(resnet, resnet.layer4, computation_on_concepts=3)
     with pytest.raises(ValueError, match=r"target_layer gives activations of shape \(1, 10\)"):
         DeepFeatureFactorization(resnet, resnet.fc)(torch.randn(1, 3, 64, 64))

@@ -223,3 +223,27 @@ def test_state_restored_after_an_error(tiny_cnn, golden_input):
     assert all(module.training for module in tiny_cnn.modules())
     assert all(p.requires_grad and p.grad is None for p in tiny_cnn.parameters())
     assert not golden_input.requires_grad
+
+
+@pytest.mark.parametrize("all_bias_layers", [False, True])
+def test_works_on_a_vision_transformer(all_bias_layers):
+    """The target layer's reshape_transform is applied to token outputs only (the reference applied it to
+    every bias layer's gradient, which fails on a convolution's map)."""
+    from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform
+
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=4
+    ).eval()
+    torch.nn.init.normal_(vit.heads.head.weight)
+    x = torch.randn(2, 3, 32, 32)
+    cam = FullGrad(vit, [], lambda tokens: vit_reshape_transform(tokens, 4, 4), all_bias_layers=all_bias_layers)
+    result = cam(x, [ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
+    assert result.shape == (2, 32, 32) and np.isfinite(result).all() and result.max() > 0.5
+    used = {type(layer) for layer in cam.bias_layers()}
+    assert used == ({nn.Conv2d, nn.Linear, nn.modules.linear.NonDynamicallyQuantizableLinear} if all_bias_layers
+                    else {nn.Conv2d})
+    if all_bias_layers:  # the token gradients of the linear layers add to the map
+        default = FullGrad(vit, [], cam.reshape_transform)(x, [ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
+        assert np.abs(result - default).max() > 1e-2
+    assert hook_count(vit) == 0

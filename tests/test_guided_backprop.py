@@ -93,13 +93,13 @@ def test_modules_restored_on_errors(tiny_cnn, golden_input):
     model = _model_with_inplace_relu(tiny_cnn).train()
     before = _snapshot(model)
     gb = GuidedBackpropReLUModel(model, None)
-    with pytest.raises(ValueError, match=r"target_category must be in \[0, 5\); got 8"):
+    with pytest.raises(ValueError, match=r"target_category must be an integer in \[0, 5\); got 8"):
         gb(golden_input, 8)
     with pytest.raises(ValueError, match=r"target_category must hold one class per image \(2\); got 3"):
         gb(golden_input, [0, 1, 2])
     with pytest.raises(TypeError, match=r"target_category must be None, an int or one int per image; got float"):
         gb(golden_input, 1.5)
-    with pytest.raises(TypeError, match=r"target_category must hold integers; got True"):
+    with pytest.raises(TypeError, match=r"target_category\[0\] must be an integer; got bool True"):
         gb(golden_input, [True, 1])
     with pytest.raises(ValueError, match=r"input_img must be a floating-point tensor of shape.*got .* \(3, 24, 28\)"):
         gb(golden_input[0])

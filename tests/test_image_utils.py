@@ -44,9 +44,9 @@ def test_show_cam_on_image_bad_input() -> None:
         show_cam_on_image(img * 4, mask)
     with pytest.raises(ValueError, match=r"mask must have the image's shape \(H, W\) = \(4, 5\); got \(5, 4\)"):
         show_cam_on_image(img, mask.T)
-    with pytest.raises(ValueError, match=r"image_weight must be in the range \[0, 1\]; got 1.5"):
+    with pytest.raises(ValueError, match=r"image_weight must be a number in \[0, 1\]; got 1.5"):
         show_cam_on_image(img, mask, image_weight=1.5)
-    with pytest.raises(ValueError, match=r"image_weight must be in the range \[0, 1\]; got -0.1"):
+    with pytest.raises(ValueError, match=r"image_weight must be a number in \[0, 1\]; got -0.1"):
         show_cam_on_image(img, mask, image_weight=-0.1)
     with pytest.raises(TypeError, match="img must be a numpy array of shape"):
         show_cam_on_image(torch.from_numpy(img), mask)

@@ -199,7 +199,7 @@ def test_empty_mask_and_zero_map_warn():
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda m: pointing_game(m.tolist(), m), TypeError, "cams must be a numpy array or a torch.Tensor"),
+        (lambda m: pointing_game(m.tolist(), m), TypeError, "cams must be a torch tensor or a numpy array; got list"),
         (lambda m: pointing_game(np.zeros((10, 12)), m[0]), ValueError, r"cams must have shape \(B, H, W\)"),
         (lambda m: pointing_game(np.zeros((2, 10, 11)), m), ValueError, r"masks must have the shape.*\(2, 10, 12\)"),
         (lambda m: pointing_game(np.zeros((2, 10, 12)), m * 2.5), ValueError, "masks must be boolean"),

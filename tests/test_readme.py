@@ -39,3 +39,24 @@ def test_readme_first_example_runs() -> None:
     assert grayscale.min() >= 0.0 and grayscale.max() <= 1.0 and grayscale.max() > 0.5
     assert namespace["visualization"].dtype == np.uint8
     np.testing.assert_allclose(namespace["as_tensor"].numpy(), grayscale, atol=1e-6)
+
+
+def test_readme_metrics_snippet_runs() -> None:
+    """The reference README's metrics snippet (placeholders filled in, in the Metrics item of "Beyond
+    classification"), indented inside its list item."""
+    import textwrap
+
+    import torch
+
+    (snippet,) = [block for block in _blocks("python") if "ROADCombined" in block]
+    namespace: dict = {}
+    torch.manual_seed(0)
+    exec(compile(textwrap.dedent(snippet), "README.md", "exec"), namespace)
+    assert namespace["grayscale_cams"].shape == (1, 112, 112)
+    visualization = namespace["visualization"]
+    assert visualization.dtype == np.uint8 and visualization.shape == (3, 112, 112)
+    assert np.asarray(namespace["perturbation_visualizations"]).shape == (1, 3, 112, 112)
+    for name in ("scores", "arcc_score"):
+        values = np.asarray(namespace[name], dtype=np.float64)
+        assert values.shape == (1,) and np.isfinite(values).all(), name
+    assert 0.0 <= float(namespace["arcc_score"][0]) <= 1.0

@@ -56,9 +56,9 @@ def test_vit_bad_input() -> None:
         vit_reshape_transform(tokens, num_extra_tokens=2)
     with pytest.raises(ValueError, match=r"expects tokens of shape \(B, N, C\); got \(17, 2\)"):
         vit_reshape_transform(tokens[0])
-    with pytest.raises(ValueError, match="height must be a positive integer or None; got 0"):
+    with pytest.raises(ValueError, match="height must be a positive int or None; got 0"):
         vit_reshape_transform(tokens, 0, 4)
-    with pytest.raises(ValueError, match="num_extra_tokens must be a non-negative integer or None; got -1"):
+    with pytest.raises(ValueError, match="num_extra_tokens must be an integer >= 0; got -1"):
         vit_reshape_transform(tokens, num_extra_tokens=-1)
 
 

@@ -124,10 +124,11 @@ def test_parameters_restored_when_the_explainer_raises(trained):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"explainer": 3}, TypeError, "explainer must be callable as explainer\\(input_tensor, targets\\); got int"),
+        ({"explainer": 3}, TypeError,
+         r"explainer must be callable, e.g. explainer\(input_tensor, targets\); got int 3"),
         ({"mode": "cascade"}, ValueError, "mode must be one of 'cascading', 'independent'; got 'cascade'"),
         ({"metric": "hog"}, ValueError, "metric must be one of 'spearman', 'ssim'; got 'hog'"),
-        ({"threshold": "low"}, TypeError, "threshold must be a number; got str"),
+        ({"threshold": "low"}, TypeError, "threshold must be a real number; got str 'low'"),
         ({"layers": [nn.Linear(2, 2)]}, ValueError, "layers\\[0\\] must be a submodule of the model"),
         ({"input_tensor": np.zeros((1, 3, 16, 16))}, TypeError, r"input_tensor must be a torch\.Tensor; got .*ndarray"),
     ],
@@ -144,7 +145,7 @@ def test_bad_maps():
         spearman_correlation(np.zeros((1, 2, 2)), np.zeros((1, 3, 3)))
     with pytest.raises(ValueError, match="a must have shape \\(B, H, W\\); got \\(4, 4\\)"):
         ssim(np.zeros((4, 4)), np.zeros((4, 4)))
-    with pytest.raises(TypeError, match=r"b must be a numpy array or a torch\.Tensor of shape \(B, H, W\); got list"):
+    with pytest.raises(TypeError, match=r"b must be a torch tensor or a numpy array; got list"):
         ssim(np.zeros((1, 4, 4)), [[0.0]])
 
 

@@ -6,8 +6,8 @@ It imports nothing from the methods or the metrics; both build on it.
 from pytorch_grad_cam.core.base import BaseCAM
 from pytorch_grad_cam.core.needs import Needs
 from pytorch_grad_cam.core.protocol import CAMMethod
-from pytorch_grad_cam.core.recording import ActivationsAndGradients
+from pytorch_grad_cam.core.recording import ActivationsAndGradients, LayerRecord
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.wrapper import CAMWrapper
 
-__all__ = ["ActivationsAndGradients", "BaseCAM", "CAMMethod", "CAMWrapper", "Needs", "Target"]
+__all__ = ["ActivationsAndGradients", "BaseCAM", "CAMMethod", "CAMWrapper", "LayerRecord", "Needs", "Target"]

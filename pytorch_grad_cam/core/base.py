@@ -13,12 +13,12 @@ One call, ``cam(input_tensor, targets=None, aug_smooth=False, eigen_smooth=False
 6. the layers' maps are combined by :attr:`BaseCAM.layer_combiner` (the reference's mean of min-max scaled,
    resized maps by default) into a ``(B, *input spatial)`` map in [0, 1].
 
-A method class declares :attr:`BaseCAM.needs` and overrides :meth:`BaseCAM.get_cam_weights` (or
-:meth:`BaseCAM.get_cam_image`); nothing else.
+A method class declares :attr:`BaseCAM.needs` and implements :meth:`BaseCAM.channel_weights` (its ``w_c``) or
+:meth:`BaseCAM.layer_map` (an element-wise map), each given the layer's :class:`LayerRecord`; nothing else.
 
-Methods written for grad-cam 1.x receive numpy arrays in ``get_cam_weights`` / ``get_cam_image`` and may
-return numpy, as the reference does; the library's own methods (and any subclass setting
-``torch_native = True``) receive float32 tensors on the model's device.
+Methods written for grad-cam 1.x override the reference hooks ``get_cam_weights`` / ``get_cam_image``
+instead: they receive numpy arrays and may return numpy, as the reference does, unless they set
+``torch_native = True`` (then float32 tensors on the model's device).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -50,11 +50,9 @@ from pytorch_grad_cam.core.outputs import (
 )
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.protocol import CAMMethod
-from pytorch_grad_cam.core.recording import ActivationsAndGradients, twice_differentiable_attention
+from pytorch_grad_cam.core.recording import ActivationsAndGradients, LayerRecord, twice_differentiable_attention
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import Target
-
-ArrayOrTensor = np.ndarray | torch.Tensor
 
 
 class BaseCAM(CAMMethod):
@@ -168,16 +166,29 @@ class BaseCAM(CAMMethod):
         return self.needs.input_gradient
 
     # ------------------------------------------------------------------------- what methods override
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        """Per-channel weights ``(B, C)`` of one layer: the idea of a method whose map is ``Σ_c w_c A_c``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement channel_weights or layer_map")
+
+    def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        """One layer's map ``(B, *spatial)`` before the ReLU: ``Σ_c w_c A_c`` with :meth:`channel_weights` (or
+        the first principal component of ``w_c A_c`` with ``eigen_smooth``). Element-wise methods override it."""
+        weights = self.channel_weights(layer)[(...,) + (None,) * len(layer.spatial_axes)]
+        return self.reduce_channels(weights * layer.activations, eigen_smooth)
+
+    @staticmethod
+    def reduce_channels(weighted: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
+        """``(B, C, *spatial)`` weighted activations to one map: the channel sum, or with ``eigen_smooth`` their
+        projection on the first principal component."""
+        return project_on_first_component(weighted) if eigen_smooth else weighted.sum(dim=1)
+
+    # ------------------------------------------------------------------- the reference's method hooks
     def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: Any,
-        grads: Any,
+        self, input_tensor: torch.Tensor, target_layer: nn.Module, targets: list[Target], activations: Any, grads: Any
     ) -> Any:
-        """Per-channel weights ``(B, C)`` of one layer; the method's idea. Overridden by subclasses."""
-        raise NotImplementedError(f"{type(self).__name__} must implement get_cam_weights or get_cam_image")
+        """The reference's per-layer weights hook: :meth:`channel_weights` of the given arrays (and of what the
+        last call recorded for ``target_layer`` besides them). A grad-cam 1.x subclass overrides it."""
+        return self.channel_weights(self._given(input_tensor, target_layer, targets, activations, grads))
 
     def get_cam_image(
         self,
@@ -188,19 +199,14 @@ class BaseCAM(CAMMethod):
         grads: Any,
         eigen_smooth: bool = False,
     ) -> Any:
-        """One layer's map before the ReLU: ``Σ_c w_c A_c`` (or the first principal component of ``w_c A_c``
-        with ``eigen_smooth``). Activations and gradients are float32 ``(B, C, *spatial)`` tensors (numpy
-        arrays for a subclass that is not :attr:`torch_native`)."""
+        """The reference's per-layer map hook (before the ReLU). A grad-cam 1.x subclass overrides it or
+        :meth:`get_cam_weights` and receives numpy arrays unless it sets :attr:`torch_native`."""
+        if not self._overrides("get_cam_weights"):
+            return self.layer_map(self._given(input_tensor, target_layer, targets, activations, grads), eigen_smooth)
         weights = self.get_cam_weights(input_tensor, target_layer, targets, activations, grads)
         values = torch.as_tensor(activations)
         weights = torch.as_tensor(weights, dtype=values.dtype, device=values.device)
         return self.reduce_channels(weights[(...,) + (None,) * (values.ndim - 2)] * values, eigen_smooth)
-
-    @staticmethod
-    def reduce_channels(weighted: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
-        """``(B, C, *spatial)`` weighted activations to one map: the channel sum, or with ``eigen_smooth`` their
-        projection on the first principal component."""
-        return project_on_first_component(weighted) if eigen_smooth else weighted.sum(dim=1)
 
     def bias_layers(self) -> list[nn.Module]:
         """The layers whose output gradients are recorded when :attr:`needs` asks for bias gradients."""
@@ -317,33 +323,49 @@ class BaseCAM(CAMMethod):
                 htcore.mark_step()
         return targets
 
+    @classmethod
+    def _overrides(cls, name: str) -> bool:
+        """Whether a subclass (a grad-cam 1.x style method) overrides the reference hook ``name``."""
+        return getattr(cls, name) is not getattr(BaseCAM, name)
+
+    def _given(
+        self, input_tensor: torch.Tensor, target_layer: nn.Module, targets: list[Target], activations: Any, grads: Any
+    ) -> LayerRecord:
+        """The last recording of ``target_layer`` with the arrays given to a reference hook (numpy → tensors)."""
+        index = self.layer_index(target_layer)
+        recorded = self.activations_and_grads.layer_record(index, input_tensor, targets)
+        device = recorded.activations.device
+        given = None if grads is None else torch.as_tensor(grads, device=device).float()
+        return replace(recorded, activations=torch.as_tensor(activations, device=device).float(), grads=given)
+
     def _layer_map(
         self, input_tensor: torch.Tensor, index: int, targets: list[Target], eigen_smooth: bool
     ) -> torch.Tensor:
-        """``ReLU(get_cam_image(...))`` of target layer ``index``, float32 at the layer's resolution."""
-        record = self.activations_and_grads
-        layer = self.target_layers[index]
-        activations = record.activations[index]
-        if activations.ndim != input_tensor.ndim:
+        """``ReLU(map)`` of target layer ``index``, float32 at the layer's resolution."""
+        record = self.activations_and_grads.layer_record(index, input_tensor, targets)
+        if record.activations.ndim != input_tensor.ndim:
             axes = "H, W" if input_tensor.ndim == 4 else "D, H, W"
             raise ValueError(
-                f"target_layers[{index}] gives activations of shape {tuple(activations.shape)}, but a "
+                f"target_layers[{index}] gives activations of shape {tuple(record.activations.shape)}, but a "
                 f"{input_tensor.ndim - 2}-D map (B, C, {axes}) is needed; pass a reshape_transform (e.g. for a "
                 "vision transformer) or pick another layer"
             )
-        grads: Any = record.gradients[index].float() if index < len(record.gradients) else None
-        if grads is not None and not bool(grads.any()):
+        if record.grads is not None and not bool(record.grads.any()):
             warnings.warn(
                 f"the gradients of the target score with respect to target_layers[{index}] "
-                f"({type(layer).__name__}) are all zero, so its map is blank. With a vision transformer "
+                f"({type(record.layer).__name__}) are all zero, so its map is blank. With a vision transformer "
                 "whose target layer is the last block, only the class token reaches the output: choose a "
                 "layer inside the last block, e.g. blocks[-1].norm1 (timm) or encoder.layers[-1].ln_1 "
                 "(torchvision)",
                 stacklevel=5,
             )
-        values: Any = activations.float()
-        if not self.torch_native:  # a grad-cam 1.x subclass: numpy in, numpy (or tensors) out
-            values = values.detach().cpu().numpy()
-            grads = None if grads is None else grads.detach().cpu().numpy()
-        cam = self.get_cam_image(input_tensor, layer, targets, values, grads, eigen_smooth)
-        return torch.as_tensor(cam).to(activations.device).float().clamp_min(0)
+        if not (self._overrides("get_cam_image") or self._overrides("get_cam_weights")):
+            cam = self.layer_map(record, eigen_smooth)
+        else:  # a grad-cam 1.x subclass: numpy in (unless torch_native), numpy or tensors out
+            values: Any = record.activations
+            grads: Any = record.grads
+            if not self.torch_native:
+                values = values.detach().cpu().numpy()
+                grads = None if grads is None else grads.detach().cpu().numpy()
+            cam = self.get_cam_image(input_tensor, record.layer, targets, values, grads, eigen_smooth)
+        return torch.as_tensor(cam).to(record.activations.device).float().clamp_min(0)

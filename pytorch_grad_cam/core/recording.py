@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -89,6 +90,50 @@ def attention_block(model: nn.Module, layer: nn.Module, index: int) -> tuple[nn.
         "nn.MultiheadAttention, so its attention map cannot be recorded; pick an encoder block, e.g. "
         "model.encoder.layers[-1]"
     )
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What one call recorded for one target layer: everything a method reads to make that layer's map.
+
+    Attributes:
+        index: the layer's position in ``target_layers``.
+        layer: the target layer.
+        input_tensor: the model's input of the call (on the model's device).
+        targets: one target per image.
+        activations: the layer's output after ``reshape_transform``, float32 ``(B, C, *spatial)``.
+        grads: ``∂y/∂A`` of the same shape, float32, when the method needs the layer gradients (else ``None``).
+        raw_activations: the layer's output before ``reshape_transform`` (in the graph when recorded so).
+        raw_gradients: ``∂y/∂A`` before ``reshape_transform``, in the graph (second-order methods only).
+        attention_map: the attention probabilities ``(B, heads, N, N)`` of the block holding the layer, in the
+            graph (methods needing attention maps only).
+        block_output: that block's output tokens, in the graph (methods needing attention maps only).
+    """
+
+    index: int
+    layer: nn.Module
+    input_tensor: torch.Tensor
+    targets: list[Any]
+    activations: torch.Tensor
+    grads: torch.Tensor | None = None
+    raw_activations: Any = None
+    raw_gradients: torch.Tensor | None = None
+    attention_map: torch.Tensor | None = None
+    block_output: Any = None
+
+    @property
+    def gradients(self) -> torch.Tensor:
+        """:attr:`grads`, which a gradient method can rely on."""
+        if self.grads is None:
+            raise RuntimeError(
+                "the layer gradients were not recorded: the method must declare needs = Needs(layer_gradients=True)"
+            )
+        return self.grads
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        """The spatial axes of :attr:`activations`: ``(2, 3)`` for maps, ``(2, 3, 4)`` for volumes."""
+        return tuple(range(2, self.activations.ndim))
 
 
 class ActivationsAndGradients:
@@ -294,6 +339,21 @@ class ActivationsAndGradients:
                 "actually calls"
             )
         return output
+
+    def layer_record(self, index: int, input_tensor: torch.Tensor, targets: list[Any]) -> LayerRecord:
+        """What the last call recorded for ``target_layers[index]``, activations and gradients in float32."""
+        return LayerRecord(
+            index=index,
+            layer=self.target_layers[index],
+            input_tensor=input_tensor,
+            targets=targets,
+            activations=self.activations[index].float(),
+            grads=self.gradients[index].float() if index < len(self.gradients) else None,
+            raw_activations=self._raw[index],
+            raw_gradients=self.raw_gradients[index] if index < len(self.raw_gradients) else None,
+            attention_map=self.attention_maps[index] if self.blocks else None,
+            block_output=self.block_outputs[index] if self.blocks else None,
+        )
 
     def compute_gradients(self, score: torch.Tensor) -> list[torch.Tensor]:
         """Gradients of the scalar ``score`` with respect to every recorded target-layer output (when

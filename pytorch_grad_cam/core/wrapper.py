@@ -22,11 +22,38 @@ from pytorch_grad_cam.core.targets import Target
 class CAMWrapper(CAMMethod):
     """A CAM whose work is done by the CAM :attr:`base_cam`, which the wrapper builds or is given.
 
-    Subclasses build :attr:`base_cam` with :meth:`build_base` in their constructor and implement
-    :meth:`explain` (their idea), calling ``self.base_cam.compute(...)``.
+    ``Wrapper(model, target_layers, reshape_transform=None, base_method=<default>, **kwargs)`` builds
+    ``base_method(model, target_layers, reshape_transform, **kwargs)``; ``Wrapper(base_method=cam)`` wraps a CAM
+    object as it is. Subclasses set :attr:`default_base_method` (and :attr:`base_layer_combiner` to change
+    how the wrapped CAM combines its layers) and implement :meth:`explain` (their idea), calling
+    ``self.base_cam.compute(...)``.
+
+    Args:
+        model: the network to explain (left out when ``base_method`` is a CAM object).
+        target_layers: the layers of the wrapped method.
+        reshape_transform: as for the wrapped method.
+        base_method: a CAM class (any method of the library, a wrapper included) or a CAM object.
+        **kwargs: further constructor arguments of ``base_method``.
     """
 
+    #: The CAM class a wrapper builds when ``base_method`` is not given.
+    default_base_method: type[CAMMethod] | None = None
+    #: When set, the wrapped CAM combines its layers this way (a copy of a given CAM object is made).
+    base_layer_combiner: LayerCombiner | None = None
     base_cam: CAMMethod
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        target_layers: Sequence[nn.Module] | None = None,
+        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        base_method: type[CAMMethod] | CAMMethod | None = None,
+        **kwargs: Any,
+    ) -> None:
+        chosen = base_method if base_method is not None else self.default_base_method
+        base = self.build_base(chosen, model, target_layers, reshape_transform, **kwargs)
+        combiner = type(self).base_layer_combiner
+        self.base_cam = base if combiner is None else base.with_layer_combiner(combiner)
 
     @staticmethod
     def build_base(

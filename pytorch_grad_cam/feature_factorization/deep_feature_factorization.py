@@ -11,7 +11,7 @@ from sklearn.decomposition import NMF
 from torch import nn
 
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-from pytorch_grad_cam.core.checks import check_positive_int
+from pytorch_grad_cam.core.checks import check_callable, check_model, check_positive_int, describe
 from pytorch_grad_cam.core.model import eval_mode, model_device
 from pytorch_grad_cam.utils.image import create_labels_legend, scale_cam_tensor, show_factorization_on_image
 
@@ -68,15 +68,13 @@ class DeepFeatureFactorization:
         reshape_transform: Callable[[Any], torch.Tensor] | None = None,
         computation_on_concepts: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        check_model(model)
         layers = list(target_layer) if isinstance(target_layer, (list, tuple)) else [target_layer]
         if len(layers) != 1 or not isinstance(layers[0], nn.Module):
             raise TypeError(f"target_layer must be one torch.nn.Module (e.g. model.layer4); got {target_layer!r}")
         if not any(module is layers[0] for module in model.modules()):
             raise ValueError(f"target_layer ({type(layers[0]).__name__}) is not a submodule of the model")
-        if computation_on_concepts is not None and not callable(computation_on_concepts):
-            raise TypeError(f"computation_on_concepts must be callable or None; got {computation_on_concepts!r}")
+        check_callable(computation_on_concepts, "computation_on_concepts")
         self.model = model
         self.computation_on_concepts = computation_on_concepts
         self.activations_and_grads = ActivationsAndGradients(model, layers, reshape_transform)
@@ -96,7 +94,7 @@ class DeepFeatureFactorization:
             map in [0, 1]) and, with ``computation_on_concepts``, its ``(k, ...)`` outputs as numpy.
         """
         if not isinstance(input_tensor, torch.Tensor):
-            raise TypeError(f"input_tensor must be a torch.Tensor; got {type(input_tensor).__name__}")
+            raise TypeError(f"input_tensor must be a torch.Tensor; got {describe(input_tensor)}")
         if input_tensor.ndim != 4:
             raise ValueError(f"input_tensor must have shape (B, C, H, W); got {tuple(input_tensor.shape)}")
         device = model_device(self.model)
@@ -111,7 +109,7 @@ class DeepFeatureFactorization:
         concepts, explanations = dff(activations.float(), n_components=n_components)
         height, width = input_tensor.shape[2:]
         maps = torch.from_numpy(np.float32(explanations)).to(device)
-        scaled = scale_cam_tensor(maps.flatten(0, 1), (width, height)).reshape(*maps.shape[:2], height, width)
+        scaled = scale_cam_tensor(maps.flatten(0, 1), (height, width)).reshape(*maps.shape[:2], height, width)
         heatmaps = list(scaled.cpu().numpy())
         if self.computation_on_concepts is None:
             return concepts, heatmaps

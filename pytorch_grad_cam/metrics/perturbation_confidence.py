@@ -9,8 +9,9 @@ least relevant pixels, ...), runs the model on the perturbed batch and reports
 (or in chunks of ``batch_size``) on the model's device, under ``torch.no_grad()``, with the model in eval mode
 for the duration of the call (every module's ``training`` flag is restored afterwards).
 
-This module also holds the pieces the other metrics share: input validation, scoring of a batch with its
-targets, the eval-mode context, and the percentile perturbations :class:`RemoveMostRelevantFirst` /
+This module also holds the pieces the other metrics share: the maps' validation (:func:`as_map_tensor`,
+:func:`check_cams`; the scalar checks are :mod:`pytorch_grad_cam.core.checks`), scoring of a batch with its
+targets (:func:`score_batches`), and the percentile perturbations :class:`RemoveMostRelevantFirst` /
 :class:`RemoveLeastRelevantFirst` that ROAD (Rong et al. 2022, https://arxiv.org/abs/2202.00449) is built on.
 
 Differences from the reference release (numbers are otherwise identical): the model is in eval mode during
@@ -131,6 +132,9 @@ class PerturbationConfidenceMetric:
         batch_size: evaluate the perturbed images in chunks of this many (``None``: the whole batch at once).
     """
 
+    #: the numbers of axes of the images the metric takes: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+    input_ndims: tuple[int, ...] = (4, 5)
+
     def __init__(self, perturbation: Perturbation, *, batch_size: int | None = None) -> None:
         if not callable(perturbation) and not hasattr(perturbation, "perturb_batch"):
             raise TypeError(f"perturbation must be callable; got {describe(perturbation)}")
@@ -174,9 +178,6 @@ class PerturbationConfidenceMetric:
         return scores
 
     # ------------------------------------------------------------------------------------------ the steps
-    #: the numbers of axes of the images the metric takes: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
-    input_ndims: tuple[int, ...] = (4, 5)
-
     def check_call(
         self, input_tensor: Any, cams: Any, targets: Any, model: Any
     ) -> tuple[torch.Tensor, torch.Tensor, list[Target] | None, nn.Module]:

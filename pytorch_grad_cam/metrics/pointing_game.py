@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pytorch_grad_cam.core.checks import check_real
 from pytorch_grad_cam.metrics.perturbation_confidence import as_map_tensor
 
 __all__ = ["check_maps", "check_maps_and_masks", "energy_pointing_game", "pointing_game"]

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from pytorch_grad_cam.core.checks import check_model, describe
+
 
 def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: nn.Module) -> bool:
     """Replace the first occurrence of ``old_layer`` (depth-first, registration order) with ``new_layer``.
@@ -83,10 +85,9 @@ def get_layer_by_name(model: nn.Module, dotted_path: str) -> nn.Module:
         TypeError: ``model`` is not a module or ``dotted_path`` is not a string.
         ValueError: no such layer; the message lists the closest existing names.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    check_model(model)
     if not isinstance(dotted_path, str):
-        raise TypeError(f"dotted_path must be a string such as 'layer4.1.conv2'; got {type(dotted_path).__name__}")
+        raise TypeError(f"dotted_path must be a string such as 'layer4.1.conv2'; got {describe(dotted_path)}")
     module = model
     if dotted_path == "":
         return module
