@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from pytorch_grad_cam.ablation_layer import AblationLayer
-from pytorch_grad_cam.core import BaseCAM, LayerRecord, Target
+from pytorch_grad_cam.core import LayerRecord, Target
 from pytorch_grad_cam.core.checks import check_choice, check_real
-from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
-from pytorch_grad_cam.core.perturbation import ActivationShapeError, BatchSize, check_same_layout, progress_bar
+from pytorch_grad_cam.core.perturbation import ActivationShapeError, PerturbationCAM, check_same_layout, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.utils.layer_split import LayerSplit
 
 Strategy = Literal["auto", "fast", "full"]
@@ -24,7 +23,7 @@ _STRATEGIES: tuple[Strategy, ...] = ("auto", "fast", "full")
 _CHECKED_CHANNELS = 2
 
 
-class AblationCAM(BaseCAM):
+class AblationCAM(PerturbationCAM):
     """Ablation-CAM — Desai & Ramaswamy 2020, "Ablation-CAM: Visual Explanations for Deep Convolutional
     Network via Gradient-free Localization", WACV 2020,
     https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf
@@ -56,14 +55,13 @@ class AblationCAM(BaseCAM):
     After a call, ``fast_path_used[i]`` tells whether ``target_layers[i]`` went through the cut model.
     """
 
-    needs = ACTIVATIONS_ONLY
-    batch_size = BatchSize()
+    default_batch_size = 32
 
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         ablation_layer: AblationLayer | None = None,
         batch_size: int = 32,
         ratio_channels_to_ablate: float = 1.0,
@@ -71,7 +69,6 @@ class AblationCAM(BaseCAM):
         progress: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.batch_size = batch_size
         ratio = check_real(ratio_channels_to_ablate, "ratio_channels_to_ablate", 0.0, 1.0, low_open=True)
         self.strategy: Strategy = check_choice(strategy, "strategy", _STRATEGIES)
         ablation_layer = AblationLayer() if ablation_layer is None else ablation_layer
@@ -80,10 +77,9 @@ class AblationCAM(BaseCAM):
                 "ablation_layer must be an AblationLayer (or AblationLayerVit / AblationLayerFasterRCNN); got "
                 f"{type(ablation_layer).__name__}"
             )
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(model, target_layers, reshape_transform, batch_size=batch_size, progress=progress, **kwargs)
         self.ablation_layer = ablation_layer
         self.ratio_channels_to_ablate = ratio
-        self.progress = progress
         self.fast_path_used: list[bool] = []
         self._splits: dict[int, LayerSplit | ValueError] = {}
 

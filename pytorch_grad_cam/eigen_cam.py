@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
 from pytorch_grad_cam.core.projection import project_on_first_component
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class EigenCAM(BaseCAM):
@@ -28,8 +28,8 @@ class EigenCAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Any = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         sign_correction: bool = False,
         **kwargs: Any,
     ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class FEM(BaseCAM):
@@ -25,8 +25,8 @@ class FEM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Any = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         k: float = 2,
         **kwargs: Any,
     ) -> None:

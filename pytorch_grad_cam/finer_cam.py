@@ -11,6 +11,7 @@ import torch
 from pytorch_grad_cam.core import CAMWrapper, Target
 from pytorch_grad_cam.core.checks import check_int, check_real
 from pytorch_grad_cam.core.targets import FinerWeightedTarget
+from pytorch_grad_cam.core.types import Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 
 #: The default positions (in the similarity ranking) of the classes the target is compared with.
@@ -49,7 +50,7 @@ class FinerCAM(CAMWrapper):
     def explain(
         self,
         input_tensor: torch.Tensor,
-        targets: list[Target] | None,
+        targets: Targets,
         *,
         aug_smooth: bool,
         eigen_smooth: bool,
@@ -127,8 +128,6 @@ def similar_classes_target(
     if not ranks:
         raise ValueError("comparison_categories must hold at least one rank, e.g. (1, 2, 3); got an empty sequence")
     if min(ranks) < 1:
-        raise ValueError(
-            f"comparison_categories must hold ranks >= 1 (rank 0 is the target class itself); got {ranks}"
-        )
+        raise ValueError(f"comparison_categories must hold ranks >= 1 (rank 0 is the target class itself); got {ranks}")
     alpha = check_real(alpha, "alpha")
     return _SimilarClassesTarget(alpha, ranks, None if target_idx is None else check_int(target_idx, "target_idx"))

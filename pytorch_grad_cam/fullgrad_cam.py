@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,13 +12,18 @@ from pytorch_grad_cam.core import BaseCAM, Needs
 from pytorch_grad_cam.core.checks import check_bool, check_model, check_target_layers
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 #: The reference's bias layers: 2-D convolutions and batch norms.
 REFERENCE_BIAS_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.BatchNorm2d)
 #: Every layer type with a bias whose output can be a map: also 1-D / 3-D convolutions and batch norms, and
 #: linear layers (channels-last maps, transformer tokens).
 ALL_BIAS_LAYERS: tuple[type[nn.Module], ...] = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.modules.batchnorm._BatchNorm, nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.modules.batchnorm._BatchNorm,
+    nn.Linear,
 )
 
 
@@ -51,8 +55,8 @@ class FullGrad(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module] = (),
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers = (),
+        reshape_transform: Reshape = None,
         *,
         all_bias_layers: bool = False,
         **kwargs: Any,
@@ -66,7 +70,8 @@ class FullGrad(BaseCAM):
 
     def bias_layers(self) -> list[nn.Module]:
         return [
-            module for module in self.model.modules()
+            module
+            for module in self.model.modules()
             if isinstance(module, self.layer_types) and getattr(module, "bias", None) is not None
         ]
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, LayerRecord
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.core.outputs import row_scores
-from pytorch_grad_cam.core.perturbation import BatchSize, gaussian_blur, progress_bar
+from pytorch_grad_cam.core.perturbation import PerturbationCAM, gaussian_blur, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
-class GroupCAM(BaseCAM):
+class GroupCAM(PerturbationCAM):
     """Group-CAM — Zhang et al. 2021, "Group-CAM: Group Score-Weighted Visual Explanations for Deep
     Convolutional Networks", https://arxiv.org/abs/2103.13859
 
@@ -36,25 +37,22 @@ class GroupCAM(BaseCAM):
         percentile: the denoising percentile in [0, 100) (the paper's θ = 70).
         blur_kernel_size: odd size of the Gaussian blur of the baseline image (paper: 51).
         blur_sigma: its standard deviation in pixels (paper: 50).
-        batch_size: masked inputs per forward pass (also settable as ``cam.batch_size``).
-        progress: show a tqdm progress bar over the batches.
-        **kwargs: passed to :class:`BaseCAM`.
+        **kwargs: ``batch_size`` (masked inputs per forward pass, 16), ``progress``, and :class:`BaseCAM`'s
+            arguments.
     """
 
     input_ndims = (4,)
-    batch_size = BatchSize()
+    needs = GRADIENTS
 
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         groups: int = 32,
         percentile: float = 70.0,
         blur_kernel_size: int = 51,
         blur_sigma: float = 50.0,
-        batch_size: int = 16,
-        progress: bool = True,
         **kwargs: Any,
     ) -> None:
         self.groups = check_positive_int(groups, "groups")
@@ -63,9 +61,7 @@ class GroupCAM(BaseCAM):
         if self.blur_kernel_size % 2 == 0:
             raise ValueError(f"blur_kernel_size must be odd; got {blur_kernel_size}")
         self.blur_sigma = check_real(blur_sigma, "blur_sigma", 0.0, low_open=True)
-        self.batch_size = batch_size
         super().__init__(model, target_layers, reshape_transform, **kwargs)
-        self.progress = progress
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
-from pytorch_grad_cam.core import CAMWrapper, Target
+from pytorch_grad_cam.core import CAMWrapper
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
+from pytorch_grad_cam.core.types import Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 from pytorch_grad_cam.guided_backprop import guided_input_gradient
 
@@ -41,13 +42,7 @@ class GuidedGradCAM(CAMWrapper):
         return True
 
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         cam = self.base_cam.compute(input_tensor, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
         defaults = lambda outputs, batch: self.default_targets(outputs, batch, **options)  # noqa: E731

@@ -18,7 +18,5 @@ class HiResCAM(BaseCAM):
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         if eigen_smooth:
-            warnings.warn(
-                "HiResCAM's faithfulness guarantee does not hold when eigen_smooth is applied", stacklevel=2
-            )
+            warnings.warn("HiResCAM's faithfulness guarantee does not hold when eigen_smooth is applied", stacklevel=2)
         return self.reduce_channels(layer.gradients * layer.activations, eigen_smooth)

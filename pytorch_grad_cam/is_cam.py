@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.score_cam import ScoreCAM
 
 
@@ -33,8 +33,8 @@ class ISCAM(ScoreCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         num_samples: int = 10,
         **kwargs: Any,
     ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 from pytorch_grad_cam.core.checks import check_callable
 from pytorch_grad_cam.core.outputs import target_scores
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 Head = Callable[[torch.Tensor], Any]
 
@@ -59,8 +60,8 @@ class LeGrad(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         head: Head | None = None,
         **kwargs: Any,
     ) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
+from pytorch_grad_cam.core import CAMMethod, CAMWrapper
 from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
+from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -57,8 +57,8 @@ class NoiseTunnel(CAMWrapper):
         progress: bool = True,
         *,
         model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers | None = None,
+        reshape_transform: Reshape = None,
         base_method: type[CAMMethod] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -69,13 +69,7 @@ class NoiseTunnel(CAMWrapper):
         super().__init__(model, target_layers, reshape_transform, cam if cam is not None else base_method, **kwargs)
 
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         cam = self.base_cam
         if targets is None:

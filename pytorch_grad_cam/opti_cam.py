@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.perturbation import progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 OBJECTIVES = ("mask", "diff")
 
@@ -51,8 +52,8 @@ class OptiCAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         iterations: int = 50,
         learning_rate: float = 0.1,
         objective: str = "mask",

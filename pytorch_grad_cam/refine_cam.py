@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
-from pytorch_grad_cam.core import CAMWrapper, Target
+from pytorch_grad_cam.core import CAMWrapper
 from pytorch_grad_cam.core.combine import product_of_scaled
+from pytorch_grad_cam.core.types import Targets
 from pytorch_grad_cam.grad_cam_plusplus import GradCAMPlusPlus
 
 
@@ -40,12 +41,6 @@ class RefineCAM(CAMWrapper):
     base_layer_combiner = staticmethod(product_of_scaled)
 
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         return self.base_cam.compute(input_tensor, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, LayerRecord
-from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
+from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.outputs import row_scores
-from pytorch_grad_cam.core.perturbation import BatchSize, progress_bar
+from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
 
 #: ``vary(masks, sample)``: the ``sample``-th variant of a batch of masks ``(k, *spatial)``; ``sample`` is a
@@ -20,7 +17,7 @@ from pytorch_grad_cam.core.scaling import min_max_scale
 MaskVariant = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class ScoreCAM(BaseCAM):
+class ScoreCAM(PerturbationCAM):
     """Score-CAM — Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
     Networks", https://arxiv.org/abs/1910.01279
 
@@ -35,26 +32,10 @@ class ScoreCAM(BaseCAM):
         model: the network to explain.
         target_layers: the layers whose channels give the masks.
         reshape_transform: see :class:`BaseCAM`.
-        batch_size: masked inputs per forward pass (also settable as ``cam.batch_size``).
-        progress: show a tqdm progress bar over the batches.
+        batch_size: masked inputs per forward pass (keyword; also settable as ``cam.batch_size``); 16.
+        progress: show a tqdm progress bar over the batches (keyword).
         **kwargs: passed to :class:`BaseCAM`.
     """
-
-    needs = ACTIVATIONS_ONLY
-    batch_size = BatchSize()
-
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        batch_size: int = 16,
-        progress: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        self.batch_size = batch_size
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
-        self.progress = progress
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         return torch.softmax(self.mask_scores(layer), dim=-1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.needs import GRADIENTS
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
 
@@ -26,8 +26,8 @@ class SegEigenCAM(EigenCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Any = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         sign_correction: bool = True,
         **kwargs: Any,
     ) -> None:

@@ -35,7 +35,10 @@ class ShapleyCAM(BaseCAM):
         hvp = None
         if raw_gradients is not None and raw_gradients.requires_grad:
             hvp = torch.autograd.grad(
-                raw_gradients, raw_activations, grad_outputs=raw_activations.detach(), retain_graph=True,
+                raw_gradients,
+                raw_activations,
+                grad_outputs=raw_activations.detach(),
+                retain_graph=True,
                 allow_unused=True,
             )[0]
         if hvp is None:

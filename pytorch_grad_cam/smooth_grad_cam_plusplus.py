@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class SmoothGradCAMPlusPlus(BaseCAM):
@@ -37,8 +37,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         num_samples: int = 8,
         noise_level: float = 0.15,
         progress: bool = True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -12,6 +11,7 @@ from torch import nn
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import describe
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class CAM(BaseCAM):
@@ -44,8 +44,8 @@ class CAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         fc_layer: nn.Linear | None = None,
         **kwargs: Any,
     ) -> None:

@@ -1,6 +1,8 @@
-"""Sweep: every method of issue 2 on torchvision models (weights=None) and on a small 3D conv model.
+"""Sweep: every one-pass layer method of the registry on torchvision models (weights=None) and on a small 3D
+conv model.
 
-For each (method, model, one/two layers) one CAM object is built and called for batch {1, 2} ×
+The methods are derived from :data:`pytorch_grad_cam.methods.METHODS` (see :data:`METHODS` below for the
+criterion). For each (method, model, one/two layers) one CAM object is built and called for batch {1, 2} ×
 {explicit targets, targets=None} × {eigen_smooth off, on}. Every map must be float32, of the input's spatial
 shape, finite and in [0, 1], with min 0 and max 1 (or all zeros where the method allows it); image 0 of the
 batch of 2 must give the same map as the batch of 1 (deterministic methods).
@@ -18,22 +20,40 @@ from conftest import hook_count
 from torch import nn
 
 import pytorch_grad_cam as pgc
+from pytorch_grad_cam.cli import accepts_keyword
+from pytorch_grad_cam.core import BaseCAM
+from pytorch_grad_cam.methods import METHODS as REGISTRY
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.zhou_cam import CAM
 
-METHODS = [
-    "GradCAM",
-    "HiResCAM",
-    "GradCAMElementWise",
-    "GradCAMPlusPlus",
-    "XGradCAM",
-    "LayerCAM",
-    "EigenCAM",
-    "EigenGradCAM",
-    "KPCA_CAM",
-    "FEM",
-    "RandomCAM",
-    "SegEigenCAM",
-]
+
+def _is_swept(cls: type) -> bool:
+    """A layer method whose map comes from one forward (and backward) pass, on any CNN layer.
+
+    - ``BaseCAM`` subclasses only: the wrappers (FinerCAM, RefineCAM, SESS, GuidedGradCAM, NoiseTunnel) run
+      a base method (swept here when it qualifies) and are checked by tests/test_contract.py.
+    - No ``progress`` constructor keyword (the rule ``cam.py`` uses to turn progress bars off,
+      :func:`pytorch_grad_cam.cli.accepts_keyword`): a method takes ``progress`` exactly when it runs the model
+      once per channel, group, noisy sample or optimisation step (ScoreCAM, SS-CAM, IS-CAM, Poly-CAM,
+      Group-CAM, AblationCAM, SmoothGradCAM++, Opti-CAM), too slow for this grid on four torchvision models.
+    - Not ``layers_optional`` (FullGrad: it ignores the target layers, so one/two layers is meaningless).
+    - Not ``needs.attention_maps`` (LeGrad: its target layers must lie in a transformer block).
+    - Not CAM: it is defined only on the one layer that is global-average-pooled straight into the last
+      ``nn.Linear``, so it refuses every "two layers" case here, and vgg11 and mobilenet_v3_small (MLP heads)
+      and densenet121 (a ReLU after ``features[-1]``) altogether. No class attribute declares that, so CAM is
+      named here; tests/test_zhou_cam.py and tests/test_contract.py cover it.
+    """
+    return (
+        issubclass(cls, BaseCAM)
+        and not accepts_keyword(cls, "progress")
+        and not cls.layers_optional
+        and not cls.needs.attention_maps
+        and cls is not CAM
+    )
+
+
+#: Class names of the swept methods, in registry order.
+METHODS = [cls.__name__ for cls in REGISTRY.values() if _is_swept(cls)]
 # A centred linear projection has both signs, so after the ReLU its map is never all zeros.
 ALWAYS_POSITIVE = {"EigenCAM", "EigenGradCAM", "SegEigenCAM"}
 # Untrained networks where a map may legitimately be all zeros: mobilenet_v3_small's activations are ~1e-3,
@@ -151,7 +171,7 @@ class Conv3dNet(nn.Module):
         return self.head(self.block2(self.block1(x)))
 
 
-# Every method of issue 2 works on (B, C, D, H, W) activations: channel weights or per-position projections
+# Every swept method works on (B, C, D, H, W) activations: channel weights or per-position projections
 # do not care about the number of spatial axes.
 METHODS_3D = METHODS
 

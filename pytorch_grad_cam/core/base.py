@@ -24,7 +24,6 @@ instead: they receive numpy arrays and may return numpy, as the reference does, 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -32,27 +31,17 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import (
-    check_bool,
-    check_callable,
-    check_model,
-    check_target_layers,
-)
+from pytorch_grad_cam.core.checks import check_bool, check_callable, check_model, check_target_layers
 from pytorch_grad_cam.core.combine import LayerCombiner, mean_of_scaled
 from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
-from pytorch_grad_cam.core.outputs import (
-    UnavailableTarget,
-    default_targets,
-    detached,
-    target_scores,
-    tensors_in,
-)
+from pytorch_grad_cam.core.outputs import UnavailableTarget, default_targets, detached, target_scores, tensors_in
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.protocol import CAMMethod
 from pytorch_grad_cam.core.recording import ActivationsAndGradients, LayerRecord, twice_differentiable_attention
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
 
 
 class BaseCAM(CAMMethod):
@@ -99,8 +88,8 @@ class BaseCAM(CAMMethod):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         compute_input_gradient: bool = False,
         uses_gradients: bool | None = None,
         tta_transforms: Any = None,
@@ -247,13 +236,7 @@ class BaseCAM(CAMMethod):
         self.activations_and_grads.release()
 
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         if options:
             raise TypeError(f"{type(self).__name__} got unexpected options: {', '.join(sorted(options))}")
@@ -295,12 +278,12 @@ class BaseCAM(CAMMethod):
             self.tta_transforms = tta.Compose([tta.HorizontalFlip(), tta.Multiply(factors=[0.9, 1, 1.1])])
         return self.tta_transforms
 
-    def _one_pass(self, input_tensor: torch.Tensor, targets: list[Target] | None, eigen_smooth: bool) -> torch.Tensor:
+    def _one_pass(self, input_tensor: torch.Tensor, targets: Targets, eigen_smooth: bool) -> torch.Tensor:
         targets = self._record(input_tensor, targets)
         maps = [self._layer_map(input_tensor, index, targets, eigen_smooth) for index in range(len(self.target_layers))]
         return self.combine_layers(maps, input_tensor, eigen_smooth)
 
-    def _record(self, input_tensor: torch.Tensor, targets: list[Target] | None) -> list[Target]:
+    def _record(self, input_tensor: torch.Tensor, targets: Targets) -> list[Target]:
         """The forward pass (and backward, if needed) recording what :attr:`needs` asks for; the targets."""
         needs = self.needs
         record = self.activations_and_grads

@@ -3,13 +3,17 @@ progress bars, the Gaussian blur baseline and layout checks of perturbed layer o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from pytorch_grad_cam.core.checks import check_int, check_positive_int, check_real
+from pytorch_grad_cam.core.base import BaseCAM
+from pytorch_grad_cam.core.checks import check_bool, check_int, check_positive_int, check_real
+from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import tensors_in
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class ActivationShapeError(ValueError):
@@ -30,6 +34,38 @@ class BatchSize:
 
     def __set__(self, instance: Any, value: Any) -> None:
         setattr(instance, self.private, check_positive_int(value, self.public))
+
+
+class PerturbationCAM(BaseCAM):
+    """Base of the methods that run the model on many perturbed inputs or activations (Score-CAM and its
+    variants, Group-CAM, Ablation-CAM): gradient-free by default, they evaluate ``batch_size`` perturbed copies
+    per forward pass under ``torch.inference_mode()`` and show a progress bar.
+
+    Args:
+        model, target_layers, reshape_transform, **kwargs: as :class:`BaseCAM`.
+        batch_size: perturbed inputs per forward pass (also settable as ``cam.batch_size``); ``None`` takes the
+            class's :attr:`default_batch_size`.
+        progress: show a tqdm progress bar over the batches.
+    """
+
+    needs = ACTIVATIONS_ONLY
+    #: The batch size when none is given.
+    default_batch_size: ClassVar[int] = 16
+    batch_size = BatchSize()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
+        *,
+        batch_size: int | None = None,
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.batch_size = self.default_batch_size if batch_size is None else batch_size
+        self.progress = check_bool(progress, "progress")
+        super().__init__(model, target_layers, reshape_transform, **kwargs)
 
 
 def progress_bar(total: int, enabled: bool, description: str) -> Any:

@@ -26,6 +26,7 @@ from pytorch_grad_cam.core.combine import LayerCombiner
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.needs import Needs
 from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Targets
 
 Self = TypeVar("Self", bound="CAMMethod")
 
@@ -117,13 +118,7 @@ class CAMMethod(ABC):
     # --------------------------------------------------------------------------- what methods provide
     @abstractmethod
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         """The maps of a checked input already on the model's device, with the model in eval mode."""
 

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
+
 
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
     """The dotted name of ``layer`` inside ``model`` (its type name when it is not a submodule)."""
@@ -159,8 +161,8 @@ class ActivationsAndGradients:
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         detach: bool = True,
         *,
         bias_layers: Sequence[nn.Module] = (),
@@ -335,8 +337,7 @@ class ActivationsAndGradients:
         if silent:
             names = ", ".join(f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in silent)
             raise ValueError(
-                f"{names} did not run during the forward pass; a target layer must be a module the model "
-                "actually calls"
+                f"{names} did not run during the forward pass; a target layer must be a module the model actually calls"
             )
         return output
 
@@ -388,9 +389,7 @@ class ActivationsAndGradients:
             self.input_gradient = input_grad.detach()
         unused = [i for i, grad in enumerate(grads) if grad is None]
         if unused:
-            names = ", ".join(
-                f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in unused
-            )
+            names = ", ".join(f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in unused)
             hint = ""
             if hasattr(self.model, "_orig_mod"):  # torch.compile's OptimizedModule
                 hint = (

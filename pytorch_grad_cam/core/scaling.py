@@ -31,9 +31,7 @@ def resize_cam_tensor(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """
     size = tuple(int(side) for side in size)
     if len(size) != maps.ndim - 1:
-        raise ValueError(
-            f"size must have one entry per spatial axis of the maps {tuple(maps.shape[1:])}; got {size}"
-        )
+        raise ValueError(f"size must have one entry per spatial axis of the maps {tuple(maps.shape[1:])}; got {size}")
     if tuple(maps.shape[1:]) == size:
         return maps
     if maps.ndim == 3:

@@ -66,8 +66,7 @@ def _as_float_tensor(value: Any, name: str) -> torch.Tensor:
         return torch.as_tensor(np.asarray(value, dtype=np.float64))
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"{name} must be a numpy array, a torch tensor or a sequence of numbers; "
-            f"got {type(value).__name__}"
+            f"{name} must be a numpy array, a torch tensor or a sequence of numbers; got {type(value).__name__}"
         ) from error
 
 
@@ -280,9 +279,7 @@ class SimilarityToConceptTarget:
 
     def __init__(self, features: np.ndarray | torch.Tensor) -> None:
         if not isinstance(features, (np.ndarray, torch.Tensor)):
-            raise TypeError(
-                f"features must be a numpy array or a torch tensor; got {type(features).__name__}"
-            )
+            raise TypeError(f"features must be a numpy array or a torch tensor; got {type(features).__name__}")
         if isinstance(features, np.ndarray):
             features = torch.from_numpy(np.array(features))
         features = features.detach()
@@ -292,9 +289,7 @@ class SimilarityToConceptTarget:
 
     def __call__(self, model_output: Any) -> torch.Tensor:
         if not isinstance(model_output, torch.Tensor):
-            raise TypeError(
-                f"{type(self).__name__} expects an embedding tensor; got {type(model_output).__name__}"
-            )
+            raise TypeError(f"{type(self).__name__} expects an embedding tensor; got {type(model_output).__name__}")
         if model_output.shape != self.features.shape:
             raise ValueError(
                 f"{type(self).__name__} features shape {tuple(self.features.shape)} must equal the shape of "

@@ -6,10 +6,8 @@ A wrapper is a CAM of the same protocol: it can wrap any CAM, another wrapper in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from pytorch_grad_cam.core.checks import describe
@@ -17,6 +15,7 @@ from pytorch_grad_cam.core.combine import LayerCombiner
 from pytorch_grad_cam.core.needs import Needs
 from pytorch_grad_cam.core.protocol import CAMMethod
 from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class CAMWrapper(CAMMethod):
@@ -45,8 +44,8 @@ class CAMWrapper(CAMMethod):
     def __init__(
         self,
         model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers | None = None,
+        reshape_transform: Reshape = None,
         base_method: type[CAMMethod] | CAMMethod | None = None,
         **kwargs: Any,
     ) -> None:
@@ -59,16 +58,23 @@ class CAMWrapper(CAMMethod):
     def build_base(
         base_method: Any,
         model: nn.Module | None,
-        target_layers: Sequence[nn.Module] | None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None,
+        target_layers: TargetLayers | None,
+        reshape_transform: Reshape,
         **kwargs: Any,
     ) -> CAMMethod:
         """The wrapped CAM: ``base_method`` itself when it is a CAM object (then ``model``, ``target_layers``,
         ``reshape_transform`` and ``kwargs`` must not be given), else ``base_method(model, target_layers,
         reshape_transform, **kwargs)`` for a CAM class such as ``GradCAM``."""
         if isinstance(base_method, CAMMethod):
-            given = [name for name, value in (("model", model), ("target_layers", target_layers),
-                     ("reshape_transform", reshape_transform)) if value is not None] + sorted(kwargs)
+            given = [
+                name
+                for name, value in (
+                    ("model", model),
+                    ("target_layers", target_layers),
+                    ("reshape_transform", reshape_transform),
+                )
+                if value is not None
+            ] + sorted(kwargs)
             if given:
                 raise TypeError(
                     f"base_method is a CAM object already, so {', '.join(given)} cannot be given too; pass a CAM "

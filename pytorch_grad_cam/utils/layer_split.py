@@ -38,9 +38,7 @@ class LayerSplit:
         except Exception as error:  # tracing fails in many ways on dynamic models: report them all the same
             raise ValueError(f"the model cannot be traced with torch.fx ({type(error).__name__}: {error})") from error
         nodes = list(graph.nodes)
-        cuts = [
-            node for node in nodes if node.op == "call_module" and tracer.root.get_submodule(node.target) is layer
-        ]
+        cuts = [node for node in nodes if node.op == "call_module" and tracer.root.get_submodule(node.target) is layer]
         if len(cuts) != 1:
             raise ValueError(f"the layer is called {len(cuts)} times in the traced graph; exactly once is needed")
         position = nodes.index(cuts[0])
