@@ -7,19 +7,19 @@ Ablation-CAM layer by layer use :class:`pytorch_grad_cam.AblationCAM`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core import BaseCAM, Target
+from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_callable, check_model, describe
-from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import row_scores, target_scores
-from pytorch_grad_cam.core.perturbation import BatchSize, progress_bar
+from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
+from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 __all__ = ["AblationCAM", "AblationLayer", "BaseCAM", "common_channel_count", "replace_layer_recursive"]
 
@@ -45,7 +45,7 @@ class AblationLayer(nn.Module):
     def __init__(
         self,
         layer: nn.Module,
-        reshape_transform: Callable[[Any], torch.Tensor] | None,
+        reshape_transform: Reshape,
         indices: Sequence[int] | torch.Tensor,
     ) -> None:
         super().__init__()
@@ -95,7 +95,7 @@ def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: n
     return False
 
 
-class AblationCAM(BaseCAM):
+class AblationCAM(PerturbationCAM):
     """Ablation-CAM with the channels of all target layers switched off together — Desai & Ramaswamy 2020,
     "Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free Localization",
     https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf
@@ -111,7 +111,8 @@ class AblationCAM(BaseCAM):
     by ``y``, which turns the weights around for a negative score; ``|y|`` gives the same numbers for a
     positive one.
 
-    Every batch of ablated copies runs through the whole model.
+    Every batch of ablated copies runs through the whole model; the weights are computed once per call and
+    serve every layer.
 
     Args:
         model: the network to explain.
@@ -123,36 +124,29 @@ class AblationCAM(BaseCAM):
         **kwargs: passed to :class:`BaseCAM`.
     """
 
-    needs = ACTIVATIONS_ONLY
-    batch_size = BatchSize()
+    default_batch_size = 32
 
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Sequence[nn.Module],
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
+        target_layers: TargetLayers,
+        reshape_transform: Reshape = None,
         batch_size: int = 32,
         progress: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
-        self.batch_size = batch_size
-        self.progress = progress
+        super().__init__(model, target_layers, reshape_transform, batch_size=batch_size, progress=progress, **kwargs)
         self.joint_weights: torch.Tensor | None = None
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Target],
-        activations: torch.Tensor,
-        grads: torch.Tensor | None,
-    ) -> torch.Tensor:
-        if self.layer_index(target_layer) > 0 and self.joint_weights is not None:
-            return self.joint_weights  # the same ablations serve every layer
-        channels = common_channel_count(self.activations_and_grads.raw_activations, self.reshape_transform is not None)
-        original = target_scores(targets, self.outputs).to(activations.device)
-        ablated = torch.empty(input_tensor.shape[0], channels, device=activations.device)
+    def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
+        if layer.index > 0 and self.joint_weights is not None:
+            return self.joint_weights  # the ablations of the first layer's turn serve every layer
+        input_tensor, targets = layer.input_tensor, layer.targets
+        raw = self.activations_and_grads.raw_activations
+        channels = common_channel_count(raw, self.reshape_transform is not None)
+        device = layer.activations.device
+        original = target_scores(targets, self.outputs).to(device)
+        ablated = torch.empty(input_tensor.shape[0], channels, device=device)
         batches = input_tensor.shape[0] * -(-channels // self.batch_size)
         with torch.inference_mode(), progress_bar(batches, self.progress, "AblationCAM (multilayer)") as bar:
             for image, target in enumerate(targets):
@@ -160,11 +154,11 @@ class AblationCAM(BaseCAM):
                     chosen = torch.arange(start, min(start + self.batch_size, channels))
                     copies = input_tensor[image : image + 1].repeat(len(chosen), *([1] * (input_tensor.ndim - 1)))
                     with ExitStack() as stack:
-                        for layer in self.target_layers:
-                            ablation = AblationLayer(layer, self.reshape_transform, chosen)
-                            stack.enter_context(replaced_output(layer, ablation.ablate))
+                        for target_layer in self.target_layers:
+                            ablation = AblationLayer(target_layer, self.reshape_transform, chosen)
+                            stack.enter_context(replaced_output(target_layer, ablation.ablate))
                         outputs = self.model(copies)
-                    ablated[image, chosen] = row_scores(target, outputs, len(chosen)).to(ablated.device)
+                    ablated[image, chosen] = row_scores(target, outputs, len(chosen)).to(device)
                     bar.update()
         self.joint_weights = (original[:, None] - ablated) / original[:, None].abs()
         return self.joint_weights

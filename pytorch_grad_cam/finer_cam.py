@@ -44,7 +44,6 @@ class FinerCAM(CAMWrapper):
     """
 
     call_flags = ("eigen_smooth", "alpha", "comparison_categories", "target_idx", "aug_smooth")
-
     default_base_method = GradCAM
 
     def explain(

@@ -34,12 +34,12 @@ class GuidedGradCAM(CAMWrapper):
         **kwargs: further constructor arguments of ``base_method``.
     """
 
+    default_base_method = GradCAM
     guided_gradients: torch.Tensor | None = None
 
-    default_base_method = GradCAM
-
+    @property
     def requires_autograd(self) -> bool:
-        return True
+        return True  # the guided backward pass, whatever the wrapped method needs
 
     def explain(
         self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any

@@ -75,6 +75,8 @@ class LeGrad(BaseCAM):
         self.head = head if head is not None else default_head(model)
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
+        if layer.attention_map is None:
+            raise RuntimeError("LeGrad needs the attention maps recorded (needs = Needs(attention_maps=True))")
         with torch.enable_grad():
             score = target_scores(layer.targets, self.head(layer.block_output)).sum()
             (gradient,) = torch.autograd.grad(score, layer.attention_map, allow_unused=True, retain_graph=True)

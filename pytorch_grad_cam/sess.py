@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,9 +17,10 @@ from pytorch_grad_cam.core.checks import (
     check_real,
     describe,
 )
-from pytorch_grad_cam.core.outputs import row_scores
+from pytorch_grad_cam.core.outputs import detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
+from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 from pytorch_grad_cam.utils.filters import gaussian_blur_reflect
 
@@ -67,7 +68,8 @@ class SESS(CAMWrapper):
         target_layers: the base method's target layers.
         reshape_transform: as for the base method.
         base_method: the CAM of every patch: a CAM class of the library (built as
-            ``base_method(model, target_layers, reshape_transform, **kwargs)``) or a CAM object.
+            ``base_method(model, target_layers, reshape_transform, **kwargs)``; ``None``: :class:`GradCAM`) or a
+            CAM object.
         scales: the sizes the shorter side of the image is resized to, each at least the window size;
             ``None``: ``num_scales`` scales from the window size in steps of ``round(scale_step_ratio · w)``.
         num_scales: number of default scales.
@@ -93,14 +95,15 @@ class SESS(CAMWrapper):
     """
 
     call_flags = ("eigen_smooth",)
+    default_base_method = GradCAM
     batch_size = BatchSize()
 
     def __init__(
         self,
         model: nn.Module | None = None,
-        target_layers: Sequence[nn.Module] | None = None,
-        reshape_transform: Callable[[Any], torch.Tensor] | None = None,
-        base_method: type[CAMMethod] | CAMMethod = GradCAM,
+        target_layers: TargetLayers | None = None,
+        reshape_transform: Reshape = None,
+        base_method: type[CAMMethod] | CAMMethod | None = None,
         scales: Sequence[int] | None = None,
         num_scales: int = 12,
         scale_step_ratio: float = 2.0 / 7.0,
@@ -125,22 +128,27 @@ class SESS(CAMWrapper):
         self.smooth = check_bool(smooth, "smooth")
         self.use_softmax_scores = check_bool(use_softmax_scores, "use_softmax_scores")
         self.batch_size = batch_size
-        self.base_cam = self.build_base(base_method, model, target_layers, reshape_transform, **kwargs)
+        self._outputs: Any = None
+        super().__init__(model, target_layers, reshape_transform, base_method, **kwargs)
+
+    @property
+    def outputs(self) -> Any:
+        """The model output of the last call's input images (not of their patches), detached."""
+        return self._outputs
 
     # ------------------------------------------------------------------------------------- the method
     def explain(
-        self,
-        input_tensor: torch.Tensor,
-        targets: list[Target] | None,
-        *,
-        aug_smooth: bool,
-        eigen_smooth: bool,
-        **options: Any,
+        self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
+        if input_tensor.ndim != 4:
+            raise ValueError(
+                f"SESS slides windows over 2-D images: input_tensor must be (B, C, H, W); got "
+                f"{tuple(input_tensor.shape)}"
+            )
+        with torch.no_grad():
+            self._outputs = detached(self.model(input_tensor))
         if targets is None:
-            with torch.no_grad():
-                outputs = self.model(input_tensor)
-            targets = self.base_cam.default_targets(outputs, input_tensor.shape[0], **options)
+            targets = self.base_cam.default_targets(self._outputs, input_tensor.shape[0], **options)
         maps = [
             self.enhance(input_tensor[i : i + 1], target, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
             for i, target in enumerate(targets)

@@ -167,6 +167,7 @@ def test_every_method_can_be_wrapped_by_noise_tunnel(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_inference_mode_is_refused_only_where_autograd_is_needed(name: str) -> None:
     cam, model, x = build(name)
+    assert isinstance(cam.requires_autograd, bool)
     if not cam.requires_autograd:
         with torch.inference_mode():
             assert cam(x, [ClassifierOutputTarget(1)] * 2).shape == (2, *x.shape[2:])

@@ -167,9 +167,14 @@ def test_sess_bad_arguments(tiny_cnn, kwargs, error, message):
         SESS(tiny_cnn, [tiny_cnn[6]], **kwargs)
 
 
-def test_sess_scale_below_the_window_is_a_clear_error(tiny_cnn, golden_input):
+def test_sess_call_errors_are_clear(tiny_cnn, golden_input):
+    cam = SESS(tiny_cnn, [tiny_cnn[6]], scales=[24, 20])
     with pytest.raises(ValueError, match="at least the window size 24; got 20"):
-        SESS(tiny_cnn, [tiny_cnn[6]], scales=[24, 20])(golden_input, _targets())
+        cam(golden_input, _targets())
+    with pytest.raises(ValueError, match=r"must be \(B, C, H, W\); got \(2, 3, 2, 24, 28\)"):
+        cam(golden_input[:, :, None].expand(2, 3, 2, 24, 28).contiguous(), _targets())
+    with pytest.raises(ValueError, match="one entry per image"):
+        cam(golden_input, _targets()[:1])
 
 
 # --------------------------------------------------------------------------------- ablation_cam_multilayer

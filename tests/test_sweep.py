@@ -60,6 +60,9 @@ ALWAYS_POSITIVE = {"EigenCAM", "EigenGradCAM", "SegEigenCAM"}
 # so the sigmoid kernel matrix is constant and its first kernel principal component is exactly zero (as
 # with the reference); FEM's Σ_c w_c A_c on a BatchNorm / hardswish output can be negative everywhere.
 MAY_BE_ZERO = {("KPCA_CAM", "mobilenet_v3_small"), ("FEM", "densenet121"), ("FEM", "mobilenet_v3_small")}
+# PyTorch has no second derivative of hardsigmoid (aten::hardsigmoid_backward), which mobilenet_v3_small's
+# squeeze-and-excitation blocks use after features[8]: ShapleyCAM's Hessian-vector product cannot pass them.
+UNSUPPORTED = {("ShapleyCAM", "mobilenet_v3_small", "two"): "no double backward through hardsigmoid in PyTorch"}
 SIZE = 64
 
 
@@ -145,6 +148,8 @@ def check_grid(results: dict, method: str, may_be_zero: bool = False) -> None:
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
 @pytest.mark.parametrize("method", METHODS)
 def test_sweep_2d(method: str, model_name: str, layers: str, models, images) -> None:
+    if (method, model_name, layers) in UNSUPPORTED:
+        pytest.skip(UNSUPPORTED[method, model_name, layers])
     model, top = models[model_name]
     params = [p.requires_grad for p in model.parameters()]
     # FEM's default k=2 selects nothing on a 2x2 map (with 4 positions no value lies 2 std above the mean:

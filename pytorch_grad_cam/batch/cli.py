@@ -98,6 +98,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, list[nn.Module], A
         from pytorch_grad_cam.demo import demo_target_layers, load_demo_model
         from pytorch_grad_cam.demo.scenes import MEAN, SCENE_SIZE, STD
 
+        model: nn.Module
         try:
             model = load_demo_model(path=args.weights)
         except FileNotFoundError as error:

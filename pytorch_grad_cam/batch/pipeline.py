@@ -32,10 +32,17 @@ from tqdm.auto import tqdm
 
 from pytorch_grad_cam.batch import storage
 from pytorch_grad_cam.core import CAMMethod
-from pytorch_grad_cam.core.checks import check_callable, check_choice, check_int, check_positive_int, describe
+from pytorch_grad_cam.core.checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_model,
+    check_positive_int,
+    describe,
+)
 from pytorch_grad_cam.core.model import eval_mode, model_device
+from pytorch_grad_cam.core.targets import ClassifierOutputTarget
 from pytorch_grad_cam.methods import get_method
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 __all__ = [
     "BatchMetric",
@@ -387,8 +394,7 @@ def explain_dataset(
     if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
         raise TypeError(f"dataset must be a map-style torch Dataset (with __len__) or a DataLoader; "
                         f"got {describe(dataset)}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {describe(model)}")
+    check_model(model)
     cam_class = get_method(method) if isinstance(method, str) else method
     if not (isinstance(cam_class, type) and issubclass(cam_class, CAMMethod)):
         raise TypeError(f"method must be a method name or a CAM class such as GradCAM; got {describe(method)}")

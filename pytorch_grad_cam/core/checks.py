@@ -161,9 +161,10 @@ def check_target_layers(target_layers: Any, model: nn.Module, allow_empty: bool 
 
 
 def as_tensor(value: Any, name: str) -> torch.Tensor:
-    """A numpy array or tensor as a tensor (a tensor is returned as it is, on its device)."""
+    """A numpy array or tensor as a tensor (a tensor is returned as it is, on its device; a numpy array is made
+    contiguous first, so that flipped views such as ``cams[:, ::-1]`` are accepted)."""
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
+        return torch.from_numpy(np.ascontiguousarray(value))
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor or a numpy array; got {describe(value)}")
     return value

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_callable, check_input_tensor, check_model, check_targets
+from pytorch_grad_cam.core.checks import as_tensor, check_callable, check_input_tensor, check_model, check_targets
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.targets import Target
-from pytorch_grad_cam.metrics.perturbation_confidence import as_map_tensor, check_cams, score_batches
+from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
 from pytorch_grad_cam.metrics.road import ROADCombined
 
 __all__ = ["ARCC", "Coherency", "Complexity", "batch_pearson_coherency"]
@@ -44,7 +44,7 @@ def batch_pearson_coherency(A: np.ndarray | torch.Tensor, B: np.ndarray | torch.
     Returns:
         ``np.ndarray`` ``(B,)`` of correlations in [-1, 1].
     """
-    a, b = as_map_tensor(A, "A"), as_map_tensor(B, "B")
+    a, b = as_tensor(A, "A"), as_tensor(B, "B")
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(
             f"A and B must be batches of maps of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -63,7 +63,7 @@ class Complexity:
     """The mean absolute value of the map, ``||m||_1 / (H W)``: 0 for an empty map, 1 for a full one."""
 
     def __call__(self, grayscale_cams: np.ndarray | torch.Tensor) -> np.ndarray:
-        cams = as_map_tensor(grayscale_cams, "grayscale_cams")
+        cams = as_tensor(grayscale_cams, "grayscale_cams")
         if cams.ndim < 2:
             raise ValueError(f"grayscale_cams must have shape (B, H, W); got {tuple(cams.shape)}")
         return cams.reshape(cams.shape[0], -1).double().abs().mean(dim=1).cpu().numpy()

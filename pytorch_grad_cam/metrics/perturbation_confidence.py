@@ -9,7 +9,7 @@ least relevant pixels, ...), runs the model on the perturbed batch and reports
 (or in chunks of ``batch_size``) on the model's device, under ``torch.no_grad()``, with the model in eval mode
 for the duration of the call (every module's ``training`` flag is restored afterwards).
 
-This module also holds the pieces the other metrics share: the maps' validation (:func:`as_map_tensor`,
+This module also holds the pieces the other metrics share: the maps' validation (``as_tensor``,
 :func:`check_cams`; the scalar checks are :mod:`pytorch_grad_cam.core.checks`), scoring of a batch with its
 targets (:func:`score_batches`), and the percentile perturbations :class:`RemoveMostRelevantFirst` /
 :class:`RemoveLeastRelevantFirst` that ROAD (Rong et al. 2022, https://arxiv.org/abs/2202.00449) is built on.
@@ -55,15 +55,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- shared helpers
-def as_map_tensor(value: Any, name: str) -> torch.Tensor:
-    """``value`` (a numpy array or a tensor) as a tensor, as :func:`~pytorch_grad_cam.core.checks.as_tensor`
-    gives it; a numpy array is made contiguous first, so that flipped views such as ``cams[:, ::-1]`` (negative
-    strides, which ``torch.from_numpy`` refuses) are accepted."""
-    if isinstance(value, np.ndarray):
-        value = np.ascontiguousarray(value)
-    return as_tensor(value, name)
-
-
 def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> torch.Tensor:
     """``cams`` (numpy array or tensor, one map per image of ``input_tensor``) as a float32 tensor on the input's
     device; never a view of the caller's data that later code writes to."""
@@ -71,7 +62,7 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
         np.issubdtype(cams.dtype, np.floating) or np.issubdtype(cams.dtype, np.integer) or cams.dtype == np.bool_
     ):
         raise TypeError(f"{name} must be a real-valued array; got {describe(cams)}")
-    cams = as_map_tensor(cams, name)
+    cams = as_tensor(cams, name)
     expected = (input_tensor.shape[0], *input_tensor.shape[2:])
     if tuple(cams.shape) != expected:
         raise ValueError(

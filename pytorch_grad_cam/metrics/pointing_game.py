@@ -25,8 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pytorch_grad_cam.core.checks import check_real
-from pytorch_grad_cam.metrics.perturbation_confidence import as_map_tensor
+from pytorch_grad_cam.core.checks import as_tensor, check_real
 
 __all__ = ["check_maps", "check_maps_and_masks", "energy_pointing_game", "pointing_game"]
 
@@ -39,7 +38,7 @@ def check_maps(value: Any, name: str) -> torch.Tensor:
         TypeError: for anything but a numpy array or a tensor, or maps of bools or complex numbers.
         ValueError: for another shape, or NaN / inf values.
     """
-    maps = as_map_tensor(value, name).detach()
+    maps = as_tensor(value, name).detach()
     if maps.ndim != 3:
         raise ValueError(f"{name} must have shape (B, H, W); got {tuple(maps.shape)}")
     if maps.dtype == torch.bool or maps.is_complex():
@@ -54,7 +53,7 @@ def check_maps_and_masks(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Ten
     """Validated ``(B, H, W)`` maps (as :func:`check_maps` gives them) and bool masks of the same shape on the
     maps' device; warns about empty masks."""
     cam_tensor = check_maps(cams, "cams")
-    mask_tensor = as_map_tensor(masks, "masks").detach()
+    mask_tensor = as_tensor(masks, "masks").detach()
     if mask_tensor.shape != cam_tensor.shape:
         raise ValueError(
             f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}"

@@ -32,9 +32,9 @@ def _checked(activation_batch: np.ndarray | torch.Tensor, name: str) -> torch.Te
     return torch.where(torch.isnan(activation_batch), torch.zeros_like(activation_batch), activation_batch)
 
 
-def _like(result: torch.Tensor, original: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def _like(result: torch.Tensor, original: ArrayOrTensor) -> ArrayOrTensor:
     if isinstance(original, np.ndarray):
-        return np.float32(result.detach().cpu().numpy())
+        return result.detach().cpu().numpy().astype(np.float32)
     return result
 
 
@@ -75,5 +75,5 @@ def get_2d_projection_kernel(
         KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(image_rows)[:, 0]
         for image_rows in rows
     ]
-    result = torch.from_numpy(np.float32(projections)).reshape(tensor.shape[0], *tensor.shape[2:])
+    result = torch.from_numpy(np.asarray(projections, dtype=np.float32)).reshape(tensor.shape[0], *tensor.shape[2:])
     return _like(result.to(tensor.device), activation_batch)
