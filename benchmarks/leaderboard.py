@@ -43,16 +43,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.finer_cam import similar_classes_target
+from pytorch_grad_cam.core import BaseCAM
 from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_model, normalize
 from pytorch_grad_cam.demo.train import HELDOUT_SEED
-from pytorch_grad_cam.methods import METHOD_NAMES, get_method
+from pytorch_grad_cam.finer_cam import similar_classes_target
+from pytorch_grad_cam.methods import METHOD_NAMES, METHODS, get_method
 from pytorch_grad_cam.metrics import DeletionAUC, InsertionAUC, ROADCombined, energy_pointing_game, pointing_game
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Methods that need a Vision Transformer (attention blocks, tokens) and so cannot run on the demo CNN.
-VIT_ONLY: dict[str, str] = {"legrad": "ViT-only: needs attention blocks and a token reshape_transform"}
+#: Methods that need a Vision Transformer (they declare attention maps among their needs), and so cannot run on
+#: the demo CNN.
+VIT_ONLY: dict[str, str] = {
+    name: "ViT-only: needs attention blocks and a token reshape_transform"
+    for name, cls in METHODS.items()
+    if issubclass(cls, BaseCAM) and cls.needs.attention_maps
+}
 #: The baseline every method must beat.
 BASELINE = "randomcam"
 #: Images per forward pass of the perturbation methods (ScoreCAM family, AblationCAM, GroupCAM) and metrics.

@@ -34,13 +34,21 @@ class ShapleyCAM(BaseCAM):
         raw_activations, raw_gradients = layer.raw_activations, layer.raw_gradients
         hvp = None
         if raw_gradients is not None and raw_gradients.requires_grad:
-            hvp = torch.autograd.grad(
-                raw_gradients,
-                raw_activations,
-                grad_outputs=raw_activations.detach(),
-                retain_graph=True,
-                allow_unused=True,
-            )[0]
+            try:
+                hvp = torch.autograd.grad(
+                    raw_gradients,
+                    raw_activations,
+                    grad_outputs=raw_activations.detach(),
+                    retain_graph=True,
+                    allow_unused=True,
+                )[0]
+            except RuntimeError as error:
+                if "not implemented" not in str(error):
+                    raise
+                raise RuntimeError(
+                    f"ShapleyCAM needs second derivatives through what follows target_layers[{layer.index}], and "
+                    f"PyTorch has none for one of its operations ({error}); pick another layer or use GradCAM"
+                ) from error
         if hvp is None:
             hvp = torch.zeros_like(raw_activations)
         if self.reshape_transform is not None:
