@@ -61,8 +61,8 @@ class ImageFolderDataset(Dataset):
         if not self.files:
             raise ValueError(f"root {self.root} holds no image file ({', '.join(endings)})")
         self.size = size
-        self.mean = np.float32(mean)
-        self.std = np.float32(std)
+        self.mean = np.array(mean, dtype=np.float32)
+        self.std = np.array(std, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.files)

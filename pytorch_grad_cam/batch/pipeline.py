@@ -58,7 +58,7 @@ __all__ = [
 FAIL_AFTER_ENV = "GRAD_CAM_DATASET_FAIL_AFTER"
 #: Environment variable (test hook): ``raise`` (default) or ``kill`` (SIGKILL, as an out-of-memory kill).
 FAIL_MODE_ENV = "GRAD_CAM_DATASET_FAIL_MODE"
-_MAP_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+_MAP_DTYPES: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
 
 class InjectedFault(RuntimeError):
@@ -462,8 +462,10 @@ def explain_dataset(
             )
             bar = tqdm(total=len(mine), initial=len(done), unit="batch", disable=not progress or group.rank != 0,
                        desc=f"explaining ({group.world_size} process{'es' if group.world_size > 1 else ''})")
-            with cam_class(model=model, target_layers=list(target_layers), reshape_transform=reshape_transform,
-                           **dict(method_kwargs or {})) as cam:
+            # CAMMethod declares no constructor; every CAM class takes these keywords
+            make_cam: Callable[..., CAMMethod] = cam_class
+            with make_cam(model=model, target_layers=list(target_layers), reshape_transform=reshape_transform,
+                          **dict(method_kwargs or {})) as cam:
                 try:
                     for shard, batch in zip(pending, data):
                         arrays = _explain_batch(

@@ -56,13 +56,13 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None],
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], object],
                  fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
     """Write ``path`` through a temporary file and ``os.replace``: the final name never holds a partial file.
 
     Args:
         path: the destination.
-        write: writes the content into the open binary file.
+        write: writes the content into the open binary file (its return value is ignored).
         fault: test hook, called instead of ``write`` after part of the content is on disk; it must raise
             (or end the process), so that the run stops in the middle of writing.
     """
@@ -101,7 +101,9 @@ def remove_temporary_files(output_dir: Path) -> int:
 def write_shard(path: Path, arrays: Mapping[str, np.ndarray],
                 fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
     """Write one shard (uncompressed ``.npz``) atomically."""
-    atomic_write(path, lambda handle: np.savez(handle, **arrays), fault)
+    # numpy's stub gives savez a ``allow_pickle: bool`` keyword, which mypy matches against ``**arrays``;
+    # the shard keys (SHARD_KEYS and "metric__..." names) never include it.
+    atomic_write(path, lambda handle: np.savez(handle, **arrays), fault)  # type: ignore[arg-type]
 
 
 def load_shard(path: Path, expected_indices: np.ndarray, metric_names: Sequence[str],

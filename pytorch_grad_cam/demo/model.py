@@ -53,7 +53,10 @@ class DemoCNN(nn.Module):
         features: ``nn.Sequential`` of the four blocks; ``features[-1]`` is the CAM target layer.
         pool: the global average pooling.
         classifier: the linear head.
+        metadata: the training metadata, set by :func:`load_demo_model` (absent on a fresh model).
     """
+
+    metadata: dict[str, Any]
 
     def __init__(self, num_classes: int = len(DEMO_CLASSES), widths: Sequence[int] = DEFAULT_WIDTHS) -> None:
         super().__init__()

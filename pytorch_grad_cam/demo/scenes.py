@@ -235,10 +235,10 @@ def demo_image(seed: int = DEMO_SEED, size: int = SCENE_SIZE) -> tuple[np.ndarra
 def normalize(image: np.ndarray) -> torch.Tensor:
     """A float RGB image ``(H, W, 3)`` (or a batch ``(B, H, W, 3)``) in [0, 1] → a normalised float32
     tensor ``(3, H, W)`` (or ``(B, 3, H, W)``): ``(x - MEAN) / STD`` per channel."""
-    array = np.asarray(image, dtype=np.float32)
+    array: np.ndarray = np.asarray(image, dtype=np.float32)
     if array.ndim not in (3, 4) or array.shape[-1] != 3:
         raise ValueError(f"image must have shape (H, W, 3) or (B, H, W, 3); got {array.shape}")
-    array = (array - np.float32(MEAN)) / np.float32(STD)
+    array = (array - np.asarray(MEAN, dtype=np.float32)) / np.asarray(STD, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -3)))
 
 

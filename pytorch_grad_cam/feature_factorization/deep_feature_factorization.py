@@ -69,15 +69,16 @@ class DeepFeatureFactorization:
         computation_on_concepts: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         check_model(model)
-        layers = list(target_layer) if isinstance(target_layer, (list, tuple)) else [target_layer]
-        if len(layers) != 1 or not isinstance(layers[0], nn.Module):
+        candidates = list(target_layer) if isinstance(target_layer, (list, tuple)) else [target_layer]
+        if len(candidates) != 1 or not isinstance(candidates[0], nn.Module):
             raise TypeError(f"target_layer must be one torch.nn.Module (e.g. model.layer4); got {target_layer!r}")
-        if not any(module is layers[0] for module in model.modules()):
-            raise ValueError(f"target_layer ({type(layers[0]).__name__}) is not a submodule of the model")
+        layer = candidates[0]
+        if not any(module is layer for module in model.modules()):
+            raise ValueError(f"target_layer ({type(layer).__name__}) is not a submodule of the model")
         check_callable(computation_on_concepts, "computation_on_concepts")
         self.model = model
         self.computation_on_concepts = computation_on_concepts
-        self.activations_and_grads = ActivationsAndGradients(model, layers, reshape_transform)
+        self.activations_and_grads = ActivationsAndGradients(model, [layer], reshape_transform)
         self.activations_and_grads.needs_gradients = False
 
     def __call__(
@@ -166,7 +167,7 @@ def run_dff_on_image(
     with DeepFeatureFactorization(model, target_layer, reshape_transform, classifier) as factorization:
         result = factorization(img_tensor[None], n_components)
     concept_labels = None
-    if classifier is not None:
+    if len(result) == 3:  # exactly when classifier is not None (it is the factorization's computation_on_concepts)
         scores = torch.softmax(torch.from_numpy(result[2]), dim=-1).numpy()
         if labels is None:
             config = getattr(model, "config", None)

@@ -14,7 +14,7 @@ Each term is in [0, 1]; higher ARCC is better.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ class Coherency:
         grayscale_cams: np.ndarray | torch.Tensor,
         targets: Sequence[Target] | None,
         model: nn.Module,
-        base_method: object,
+        base_method: Callable[..., np.ndarray | torch.Tensor],
     ) -> np.ndarray:
         """Args: the batch, its maps, the targets, the model (unused: ``base_method`` holds it), and the CAM
         object that made the maps."""
@@ -98,7 +98,11 @@ class ARCC:
         road_percentiles: the percentiles of :class:`ROADCombined`.
     """
 
-    def __init__(self, base_method: object, road_percentiles: Sequence[float] = (20, 40, 60, 80)) -> None:
+    def __init__(
+        self,
+        base_method: Callable[..., np.ndarray | torch.Tensor],
+        road_percentiles: Sequence[float] = (20, 40, 60, 80),
+    ) -> None:
         check_callable(base_method, "base_method", allow_none=False, example=_BASE_METHOD_EXAMPLE)
         self.complexity = Complexity()
         self.coherency = Coherency()

@@ -162,7 +162,8 @@ class PerturbationConfidenceMetric:
                 baseline, checked = self.baseline_scores(inputs, checked, model)
             perturbed = self.perturb(inputs, cam_tensor)
             after, _ = score_batches(model, perturbed, checked, self.batch_size)
-        result = after - baseline if return_diff else after
+        # ``baseline`` is always computed when ``return_diff``; the ``is not None`` test only narrows its type
+        result = after - baseline if return_diff and baseline is not None else after
         scores = result.cpu().numpy().astype(np.float32)
         if return_visualization:
             return scores, perturbed
@@ -316,7 +317,7 @@ class AveragerAcrossThresholds:
         """
         scores, perturbed = self.score_changes(input_tensor, cams, targets, model, None, return_visualization)
         result = scores.mean(dim=0).cpu().numpy().astype(np.float32)
-        if return_visualization:
+        if perturbed is not None:  # the images are kept exactly when return_visualization
             return result, perturbed
         return result
 
@@ -339,7 +340,8 @@ class AveragerAcrossThresholds:
             return torch.stack([torch.as_tensor(np.asarray(r[0])) for r in results]), images
         first = metrics[0]
         inputs, cam_tensor, checked, model = first.check_call(input_tensor, cams, targets, model)
-        scores, images = [], []
+        scores: list[torch.Tensor] = []
+        kept: list[torch.Tensor] = []
         with eval_mode(model):
             if baseline is None:
                 baseline = first.baseline_scores(inputs, checked, model)
@@ -348,6 +350,6 @@ class AveragerAcrossThresholds:
                 perturbed = metric.perturb(inputs, cam_tensor)
                 scores.append(score_batches(model, perturbed, checked, metric.batch_size)[0] - reference)
                 if keep_images:
-                    images.append(perturbed)
-        return torch.stack(scores), (torch.stack(images) if keep_images else None)
+                    kept.append(perturbed)
+        return torch.stack(scores), (torch.stack(kept) if keep_images else None)
 

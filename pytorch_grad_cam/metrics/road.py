@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -278,6 +278,33 @@ class ROADCombined:
         self.morf_averager = ROADMostRelevantFirstAverage(self.percentiles)
         self.lerf_averager = ROADLeastRelevantFirstAverage(self.percentiles)
 
+    @overload
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        cams: np.ndarray | torch.Tensor,
+        targets: Sequence[Target] | None,
+        model: nn.Module,
+        return_visualization: Literal[False] = False,
+    ) -> np.ndarray: ...
+    @overload
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        cams: np.ndarray | torch.Tensor,
+        targets: Sequence[Target] | None,
+        model: nn.Module,
+        return_visualization: Literal[True],
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]: ...
+    @overload
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        cams: np.ndarray | torch.Tensor,
+        targets: Sequence[Target] | None,
+        model: nn.Module,
+        return_visualization: bool,
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, torch.Tensor]]: ...
     def __call__(
         self,
         input_tensor: torch.Tensor,
@@ -302,6 +329,6 @@ class ROADCombined:
                 inputs, cam_tensor, baseline[1], model, baseline, return_visualization
             )
         result = ((lerf.mean(dim=0) - morf.mean(dim=0)) / 2).cpu().numpy().astype(np.float32)
-        if return_visualization:
+        if lerf_images is not None and morf_images is not None:  # kept exactly when return_visualization
             return result, {"least_relevant_first": lerf_images, "most_relevant_first": morf_images}
         return result

@@ -184,7 +184,7 @@ def scale_accross_batch_and_channels(
     ``(W, H)``; the result has shape ``(B, C, H, W)`` and is a tensor for a tensor input, else np.float32.
     """
     is_tensor = isinstance(tensor, torch.Tensor)
-    values = tensor if is_tensor else torch.as_tensor(np.asarray(tensor, dtype=np.float32))
+    values = tensor if isinstance(tensor, torch.Tensor) else torch.as_tensor(np.asarray(tensor, dtype=np.float32))
     if values.ndim < 3:
         raise ValueError(f"tensor must have shape (B, C, H, W); got {tuple(values.shape)}")
     batch, channels = values.shape[:2]
@@ -246,7 +246,8 @@ def _render_legend(
     n_components = len(concept_labels)
     font_size = max(1, int(14 * height / 256 / max(1, n_components / 6)))
     line_width = 5 * height / 256
-    lines = [Line2D([0], [0], color=colors[i], lw=line_width) for i in range(n_components)]
+    # matplotlib's ColorType omits numpy arrays, which Line2D accepts (an RGB(A) float array is a valid color)
+    lines = [Line2D([0], [0], color=colors[i], lw=line_width) for i in range(n_components)]  # type: ignore[arg-type]
     axes.legend(lines, list(concept_labels), mode="expand", fancybox=True, shadow=True, fontsize=font_size)
     canvas.draw()
     panel = np.asarray(canvas.buffer_rgba())[:, :, :3]

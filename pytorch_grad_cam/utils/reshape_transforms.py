@@ -57,6 +57,13 @@ def fasterrcnn_reshape_transform(x: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat(levels, dim=1)
 
 
+def _swin_other_side(tokens: int, given: int) -> int:
+    """The other side of a ``tokens``-token grid with one side ``given``; ``ValueError`` if it does not divide."""
+    if tokens % given:
+        raise ValueError(f"{tokens} tokens do not form a grid with a side of {given}; pass height and width")
+    return tokens // given
+
+
 def swinT_reshape_transform(
     tensor: torch.Tensor, height: int | None = None, width: int | None = None
 ) -> torch.Tensor:
@@ -91,18 +98,18 @@ def swinT_reshape_transform(
             f"swinT_reshape_transform expects (B, H, W, C) or (B, N, C) activations; got {tuple(tensor.shape)}"
         )
     tokens = tensor.shape[1]
-    if height is None and width is None:
+    if height is not None:
+        if width is None:
+            width = _swin_other_side(tokens, height)
+    elif width is not None:
+        height = _swin_other_side(tokens, width)
+    else:
         side = _square_side(tokens)
         if side is None:
             raise ValueError(
                 f"swinT_reshape_transform cannot infer a square grid from {tokens} tokens; pass height and width"
             )
         height = width = side
-    elif height is None or width is None:
-        given = height if height is not None else width
-        if tokens % given:
-            raise ValueError(f"{tokens} tokens do not form a grid with a side of {given}; pass height and width")
-        height, width = (given, tokens // given) if height is not None else (tokens // given, given)
     if height * width != tokens:
         raise ValueError(
             f"swinT_reshape_transform: height * width must equal the number of tokens {tokens}; "
@@ -162,8 +169,7 @@ def vit_reshape_transform(
                 + (f" plus {num_extra_tokens} extra tokens" if num_extra_tokens is not None else "")
                 + f" does not fit a sequence of {tokens} tokens"
             )
-    elif height is not None or width is not None:
-        given = height if height is not None else width
+    elif (given := height if height is not None else width) is not None:
         if extra is None:
             extra = tokens % given
         if tokens - extra < given or (tokens - extra) % given:
