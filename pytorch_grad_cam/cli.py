@@ -109,7 +109,7 @@ def resolve_device(name: str | None) -> torch.device:
             raise CLIError(f"--device {name}: MPS is not available on this machine; use --device cpu")
     elif device.type == "hpu":
         try:
-            import habana_frameworks.torch.core  # type: ignore[import-not-found]  # noqa: F401
+            import habana_frameworks.torch.core  # noqa: F401
         except ImportError:
             raise CLIError(f"--device {name}: Habana HPU support (habana_frameworks) is not installed") from None
     elif device.type != "cpu":
@@ -127,9 +127,11 @@ def read_image(path: str) -> np.ndarray:
     return np.float32(bgr[:, :, ::-1]) / 255
 
 
-def default_target_layers(model_name: str, model: nn.Module) -> tuple[list[nn.Module], Callable | None]:
+def default_target_layers(model_name: str, torchvision_model: nn.Module) -> tuple[list[nn.Module], Callable | None]:
     """A sensible target layer (and reshape transform) for a torchvision model family."""
     from pytorch_grad_cam.utils.reshape_transforms import swinT_reshape_transform, vit_reshape_transform
+
+    model: Any = torchvision_model  # each family has its own attributes
 
     family = model_name.lower()
     if family.startswith(("resnet", "resnext", "wide_resnet")):
@@ -224,11 +226,12 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
         from pytorch_grad_cam import demo
         from pytorch_grad_cam.demo import scenes
 
-        model = demo.load_demo_model()
+        demo_model = demo.load_demo_model()
+        model: nn.Module = demo_model
         class_names: Sequence[str] | None = demo.DEMO_CLASSES
         rgb_img = demo.demo_image()[0] if args.image_path is None else read_image(args.image_path)
         size, mean, std = scenes.SCENE_SIZE, scenes.MEAN, scenes.STD
-        target_layers, reshape = demo.demo_target_layers(model), None
+        target_layers, reshape = demo.demo_target_layers(demo_model), None
     else:
         model, class_names, size = load_torchvision_model(args.model, args.weights)
         rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))
@@ -273,12 +276,13 @@ def run_method(setup: Setup, method: str, targets: list | None, args: argparse.N
     options: dict[str, Any] = {}
     if not args.verbose and accepts_keyword(cam_class, "progress"):
         options["progress"] = False
-    recorder = nullcontext([]) if args.verbose else warnings.catch_warnings(record=True)
+    recorder: Any = nullcontext([]) if args.verbose else warnings.catch_warnings(record=True)
     with recorder as caught:
         if not args.verbose:
             warnings.simplefilter("always")
-        with cam_class(model=setup.model, target_layers=setup.target_layers,
-                       reshape_transform=setup.reshape_transform, **options) as cam:
+        build: Any = cam_class  # every registered class takes these keywords
+        with build(model=setup.model, target_layers=setup.target_layers,
+                   reshape_transform=setup.reshape_transform, **options) as cam:
             cam.batch_size = args.batch_size
             grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth,
                             eigen_smooth=args.eigen_smooth)

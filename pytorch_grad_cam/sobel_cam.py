@@ -27,8 +27,8 @@ def _gray(image: torch.Tensor) -> torch.Tensor:
         w_r, w_g, w_b = _GRAY_WEIGHTS_8BIT
         total = red.int() * w_r + green.int() * w_g + blue.int() * w_b + (1 << (_GRAY_SHIFT - 1))
         return (total >> _GRAY_SHIFT).double()
-    w_r, w_g, w_b = _GRAY_WEIGHTS_FLOAT
-    return (red * w_r + green * w_g + blue * w_b).double()
+    f_r, f_g, f_b = _GRAY_WEIGHTS_FLOAT
+    return (red * f_r + green * f_g + blue * f_b).double()
 
 
 def _to_uint8(values: torch.Tensor) -> torch.Tensor:

@@ -33,14 +33,36 @@ def check_outputs(out_dir: Path, method: str, size: tuple[int, int]) -> None:
         assert image.std() > 1.0, f"{path} is uniform"
 
 
-VIT_ONLY = {"legrad"}
+@pytest.fixture(scope="module")
+def vit_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torchvision ViT-B/32 state dict with random weights (the real loading path of ``--weights``)."""
+    import torch
+    from torchvision.models import vit_b_32
+
+    torch.manual_seed(0)
+    model = vit_b_32(weights=None)
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision starts the head at zero
+    path = tmp_path_factory.mktemp("vit") / "vit_b_32.pt"
+    torch.save(model.state_dict(), path)
+    return path
 
 
-@pytest.mark.parametrize("method", [name for name in METHOD_NAMES if name not in VIT_ONLY])
-def test_every_method_on_the_demo_model(method: str, tmp_path: Path) -> None:
-    result = run_cam_py("--model", "demo", "--method", method, "--output-dir", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    check_outputs(tmp_path, method, (64, 64))
+@pytest.mark.parametrize("method", list(METHOD_NAMES))
+def test_every_registry_method_through_cam_py(method: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Every name of the registry runs through cam.py (in process): the ViT-only ones on a ViT given as a
+    weights file, the others on the demo model."""
+    from pytorch_grad_cam.core import BaseCAM
+    from pytorch_grad_cam.methods import METHODS
+
+    cls = METHODS[method]
+    if issubclass(cls, BaseCAM) and cls.needs.attention_maps:
+        weights = request.getfixturevalue("vit_weights")
+        args = ["--model", "vit_b_32", "--weights", str(weights)]
+        size = (256, 385)  # the bundled photo's size
+    else:
+        args, size = ["--model", "demo"], (64, 64)
+    assert main([*args, "--method", method, "--output-dir", str(tmp_path)]) == 0
+    check_outputs(tmp_path, method, size)
 
 
 def test_demo_with_flags_in_process(tmp_path: Path) -> None:
