@@ -86,8 +86,10 @@ def main() -> None:
     print(f"  forward+backward (baseline) median {base_median * 1e3:9.1f} ms   runs {_ms(baseline)}")
     print(f"  GradCAM call                median {cam_median * 1e3:9.1f} ms   runs {_ms(ours)}")
     print(f"  forward only (no grad)      median {fwd_median * 1e3:9.1f} ms   runs {_ms(inference)}")
-    print(f"  ratio GradCAM / forward+backward = {cam_median / base_median:.3f} (goal <= 1.15); "
-          f"median of paired ratios {statistics.median(pair_ratios):.3f}")
+    print(
+        f"  ratio GradCAM / forward+backward = {cam_median / base_median:.3f} (goal <= 1.15); "
+        f"median of paired ratios {statistics.median(pair_ratios):.3f}"
+    )
     print(f"  ratio GradCAM / forward only     = {cam_median / fwd_median:.3f}")
 
 

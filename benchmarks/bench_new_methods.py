@@ -57,11 +57,14 @@ def main() -> None:
         f"GroupCAM (G={args.groups})": GroupCAM(model, [layer], groups=args.groups, **common),
     }
     channels = layer.conv2.out_channels
-    seconds = _median_seconds({name: (lambda cam=cam: cam(image, targets)) for name, cam in methods.items()},
-                              args.repeats)
+    seconds = _median_seconds(
+        {name: (lambda cam=cam: cam(image, targets)) for name, cam in methods.items()}, args.repeats
+    )
     base = seconds["ScoreCAM"]
-    print(f"resnet18 (weights=None), input {size}x{size}, target layer with {channels} channels, "
-          f"batch_size {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"resnet18 (weights=None), input {size}x{size}, target layer with {channels} channels, "
+        f"batch_size {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     print(f"{'method':<18} {'s / image':>10} {'x ScoreCAM':>11} {'per sample':>11}")
     for name, value in seconds.items():
         per_sample = value / base / args.samples if name.startswith(("SSCAM", "ISCAM")) else float("nan")

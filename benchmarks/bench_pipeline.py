@@ -70,13 +70,22 @@ def worker(args: argparse.Namespace) -> None:
     model, description = demo_model()
     dataset = ImageFolderDataset(args.images_dir, size=SCENE_SIZE, mean=MEAN, std=STD)
     start = time.perf_counter()
-    run = explain_dataset(dataset, model, [model.features[-1]], args.output_dir, "gradcam",
-                          metrics={"complexity": map_metric(Complexity())}, batch_size=args.batch,
-                          num_workers=1, progress=False)
+    run = explain_dataset(
+        dataset,
+        model,
+        [model.features[-1]],
+        args.output_dir,
+        "gradcam",
+        metrics={"complexity": map_metric(Complexity())},
+        batch_size=args.batch,
+        num_workers=1,
+        progress=False,
+    )
     seconds = time.perf_counter() - start
     if run.rank == 0:
-        Path(args.result).write_text(json.dumps({"seconds": seconds, "images": len(dataset),
-                                                 "world_size": run.world_size, "model": description}))
+        Path(args.result).write_text(
+            json.dumps({"seconds": seconds, "images": len(dataset), "world_size": run.world_size, "model": description})
+        )
 
 
 def main() -> None:
@@ -107,16 +116,28 @@ def main() -> None:
             f"1 process, {args.threads} threads": [sys.executable, *common, "--threads-per-process", str(args.threads)],
             "1 process, 1 thread": [sys.executable, *common, "--threads-per-process", "1"],
             f"{args.nproc} processes": [
-                sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-                *common, "--threads-per-process", str(max(1, args.threads // args.nproc)),
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={args.nproc}",
+                *common,
+                "--threads-per-process",
+                str(max(1, args.threads // args.nproc)),
             ],
         }
         seconds: dict[str, list[float]] = {name: [] for name in runs}
         for repeat in range(args.repeats):  # interleaved, so that a load change on the machine hits all alike
             for number, (name, command) in enumerate(runs.items()):
                 out, result = root / f"out{number}_{repeat}", root / f"result{number}_{repeat}.json"
-                subprocess.run([*command, "--output-dir", str(out), "--result", str(result)], check=True, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1200)
+                subprocess.run(
+                    [*command, "--output-dir", str(out), "--result", str(result)],
+                    check=True,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=1200,
+                )
                 timing = json.loads(result.read_text())
                 seconds[name].append(timing["seconds"])
         rates = {name: args.images / statistics.median(times) for name, times in seconds.items()}
@@ -125,11 +146,14 @@ def main() -> None:
             print(f"{name:>22}: {rate:7.1f} images/s (median of {args.repeats}; seconds: {runs_text})")
         same = np.array_equal(read_maps(root / "out0_0"), read_maps(root / f"out{len(runs) - 1}_0"))
         print(f"model: {timing['model']}")
-        print(f"GradCAM + complexity metric, {args.images} images 64x64, batch {args.batch}, {args.threads} torch "
-              f"thread(s) in all, {os.cpu_count()} CPU core(s) visible; maps identical across runs: {same}")
+        print(
+            f"GradCAM + complexity metric, {args.images} images 64x64, batch {args.batch}, {args.threads} torch "
+            f"thread(s) in all, {os.cpu_count()} CPU core(s) visible; maps identical across runs: {same}"
+        )
         names = list(rates)
         for baseline in names[:2]:
             print(f"ratio {names[2]} / {baseline}: {rates[names[2]] / rates[baseline]:.2f}x")
+
 
 if __name__ == "__main__":
     main()

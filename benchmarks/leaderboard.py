@@ -75,7 +75,7 @@ METHOD_KWARGS: dict[str, dict[str, Any]] = {
 #: Per-image CAM targets of methods that explain something other than the plain logit of the true class
 #: (the metrics always score the true class). FinerCAM given a ClassifierOutputTarget would be GradCAM.
 METHOD_TARGETS: dict[str, Callable[[int], Any]] = {
-    "finercam": lambda label: similar_classes_target(alpha=1, target_idx=label),
+    "finercam": lambda label: similar_classes_target(alpha=1, target_idx=label)
 }
 #: Facts about the methods on this model, printed under the table.
 REMARKS: tuple[str, ...] = (
@@ -215,8 +215,10 @@ def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
     if config.seed < 0 or config.figure_images < 0:
         raise ValueError(f"seed and figure_images must be non-negative; got {config.seed}, {config.figure_images}")
     if training_seed is not None and config.seed == training_seed:
-        raise ValueError(f"seed {config.seed} is the demo model's training seed; use held-out scenes "
-                         f"(e.g. {HELDOUT_SEED}, the training script's held-out seed)")
+        raise ValueError(
+            f"seed {config.seed} is the demo model's training seed; use held-out scenes "
+            f"(e.g. {HELDOUT_SEED}, the training script's held-out seed)"
+        )
     if not config.road_percentiles:
         raise ValueError("road_percentiles must hold at least one percentile")
     for percentile in config.road_percentiles:
@@ -228,8 +230,9 @@ def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
         raise TypeError(f"tolerance must be a number of pixels; got {type(config.tolerance).__name__}")
     if not (config.tolerance >= 0 and math.isfinite(config.tolerance)):
         raise ValueError(f"tolerance must be a non-negative number of pixels; got {config.tolerance}")
-    if config.threads is not None and (isinstance(config.threads, bool) or not isinstance(config.threads, int)
-                                       or config.threads < 1):
+    if config.threads is not None and (
+        isinstance(config.threads, bool) or not isinstance(config.threads, int) or config.threads < 1
+    ):
         raise ValueError(f"threads must be a positive int or None; got {config.threads!r}")
 
 
@@ -338,8 +341,10 @@ def format_table(results: Sequence[MethodResult]) -> str:
 def header_line(config: LeaderboardConfig, date: str | None = None) -> str:
     """``Date, machine, N`` line above the table."""
     date = date or datetime.date.today().isoformat()
-    return (f"{date} · {machine_description()} · N = {config.n} held-out scenes "
-            f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets")
+    return (
+        f"{date} · {machine_description()} · N = {config.n} held-out scenes "
+        f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets"
+    )
 
 
 def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
@@ -352,7 +357,8 @@ def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
     )
     return [
         "- Model: the shipped demo CNN (`load_demo_model()`, target layer `model.features[-1]`, 96 × 8 × 8"
-        + (f"; held-out accuracy {accuracy:.4f}" if accuracy is not None else "") + "), 64 × 64 scenes.",
+        + (f"; held-out accuracy {accuracy:.4f}" if accuracy is not None else "")
+        + "), 64 × 64 scenes.",
         f"- Pointing game: maximum of the map on the object's mask (tolerance {config.tolerance:g} px; a map "
         "whose maximum is a plateau hits only if all of it does). Energy pointing game: share of the map's sum "
         "inside the mask.",
@@ -387,13 +393,18 @@ def build_markdown(
     baseline = next((result for result in results if result.name == BASELINE), None)
     if baseline is not None:
         below = [f"`{r.name}` ({r.pointing_game:.2f})" for r in results if r.pointing_game < baseline.pointing_game]
-        lines.append(f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.2f}) on the pointing game: "
-                     + (", ".join(below) if below else "none") + ".")
+        lines.append(
+            f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.2f}) on the pointing game: "
+            + (", ".join(below) if below else "none")
+            + "."
+        )
     if skipped:
-        lines.append("- Skipped: "
-                     + "; ".join(f"`{name}` ({reason})" for name, reason in skipped.items()) + ".")
-    lines.append(f"- Whole run: {wall_seconds:.0f} s wall time (`python benchmarks/leaderboard.py"
-                 + ("" if config.n == DEFAULT_N else f" --n {config.n}") + "`).")
+        lines.append("- Skipped: " + "; ".join(f"`{name}` ({reason})" for name, reason in skipped.items()) + ".")
+    lines.append(
+        f"- Whole run: {wall_seconds:.0f} s wall time (`python benchmarks/leaderboard.py"
+        + ("" if config.n == DEFAULT_N else f" --n {config.n}")
+        + "`)."
+    )
     noted = [result for result in results if result.notes]
     if noted:
         lines += ["", "Notes from the run (warnings raised while computing or scoring the maps):", ""]
@@ -401,9 +412,13 @@ def build_markdown(
             lines.append(f"- `{result.name}`: " + "; ".join(result.notes))
     if figure_path is not None:
         relative = os.path.relpath(figure_path, md_path.parent) if md_path is not None else str(figure_path)
-        lines += ["", f"![CAMs of the first {config.figure_images} scenes]({Path(relative).as_posix()})", "",
-                  f"The first {config.figure_images} scenes; methods in leaderboard order, each map over its image, "
-                  "the object's mask as a white contour; a ✓ marks a pointing-game hit."]
+        lines += [
+            "",
+            f"![CAMs of the first {config.figure_images} scenes]({Path(relative).as_posix()})",
+            "",
+            f"The first {config.figure_images} scenes; methods in leaderboard order, each map over its image, "
+            "the object's mask as a white contour; a ✓ marks a pointing-game hit.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -440,14 +455,22 @@ def write_figure(
     blocks: list[tuple[str, Callable[[int], np.ndarray], np.ndarray | None]] = [("input", lambda i: images[i], None)]
     for result in results:
         maps = cams[result.name]
-        blocks.append((f"{result.name}  (PG {result.pointing_game:.2f})",
-                       lambda i, maps=maps: show_cam_on_image(images[i], maps[i], use_rgb=True), maps))
+        blocks.append(
+            (
+                f"{result.name}  (PG {result.pointing_game:.2f})",
+                lambda i, maps=maps: show_cam_on_image(images[i], maps[i], use_rgb=True),
+                maps,
+            )
+        )
     rows = -(-len(blocks) // columns)
     gap = 0.15  # a narrow empty column between method blocks
     ratios = ([1.0] * count + [gap]) * columns
     figure, grid = plt.subplots(
-        rows, len(ratios) - 1, figsize=(1.05 * (columns * count + gap * (columns - 1)), 1.2 * rows),
-        squeeze=False, gridspec_kw={"width_ratios": ratios[:-1]},
+        rows,
+        len(ratios) - 1,
+        figsize=(1.05 * (columns * count + gap * (columns - 1)), 1.2 * rows),
+        squeeze=False,
+        gridspec_kw={"width_ratios": ratios[:-1]},
     )
     for axis in grid.ravel():
         axis.axis("off")
@@ -508,10 +531,12 @@ def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
             continue
         results.append(result)
         all_cams[name] = cams
-        say(f"{name:>20s}  PG {result.pointing_game:.3f}  EPG {result.energy_pointing_game:.3f}  "
+        say(
+            f"{name:>20s}  PG {result.pointing_game:.3f}  EPG {result.energy_pointing_game:.3f}  "
             f"del {result.deletion_auc:.3f}  ins {result.insertion_auc:.3f}  ROAD {result.road_combined:+.3f}  "
             f"{result.seconds_per_image:.4f} s/img  (with metrics {time.perf_counter() - method_start:.1f} s)"
-            + (f"  notes: {' | '.join(result.notes)}" if result.notes else ""))
+            + (f"  notes: {' | '.join(result.notes)}" if result.notes else "")
+        )
     results = sort_results(results)
     figure_path = None
     if config.out_figure is not None and config.figure_images > 0:
@@ -524,8 +549,11 @@ def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
         Path(config.out_md).write_text(markdown, encoding="utf-8")
     say("")
     say(markdown)
-    say(f"wall time {wall:.1f} s" + (f"; wrote {config.out_md}" if config.out_md else "")
-        + (f" and {figure_path}" if figure_path else ""))
+    say(
+        f"wall time {wall:.1f} s"
+        + (f"; wrote {config.out_md}" if config.out_md else "")
+        + (f" and {figure_path}" if figure_path else "")
+    )
     return Leaderboard(results, skipped, markdown, wall, all_cams)
 
 
@@ -538,28 +566,53 @@ def _percentiles(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``benchmarks/leaderboard.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=DEFAULT_N, help=f"held-out scenes (default {DEFAULT_N})")
-    parser.add_argument("--methods", type=str, default=None,
-                        help="comma-separated method names (default: every method that applies to a CNN)")
-    parser.add_argument("--seed", type=int, default=HELDOUT_SEED,
-                        help=f"seed of the scenes (default {HELDOUT_SEED}, the training script's held-out seed)")
+    parser.add_argument(
+        "--methods",
+        type=str,
+        default=None,
+        help="comma-separated method names (default: every method that applies to a CNN)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=HELDOUT_SEED,
+        help=f"seed of the scenes (default {HELDOUT_SEED}, the training script's held-out seed)",
+    )
     parser.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed before each method (default 0)")
     parser.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels (default 0)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="deletion / insertion steps (default 50)")
-    parser.add_argument("--road-percentiles", type=_percentiles, default=DEFAULT_ROAD_PERCENTILES,
-                        help="ROAD percentiles, comma-separated (default 10,20,...,90)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="images per forward pass of perturbation methods and metrics "
-                             f"(default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--figure-images", type=int, default=DEFAULT_FIGURE_IMAGES,
-                        help=f"scenes shown per method in the figure (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)")
+    parser.add_argument(
+        "--road-percentiles",
+        type=_percentiles,
+        default=DEFAULT_ROAD_PERCENTILES,
+        help="ROAD percentiles, comma-separated (default 10,20,...,90)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per forward pass of perturbation methods and metrics (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--figure-images",
+        type=int,
+        default=DEFAULT_FIGURE_IMAGES,
+        help=f"scenes shown per method in the figure (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out-md", type=Path, default=LeaderboardConfig.out_md,
-                        help="Markdown output (default docs/leaderboard.md)")
-    parser.add_argument("--out-figure", type=Path, default=LeaderboardConfig.out_figure,
-                        help="figure output (default docs/images/leaderboard.png)")
+    parser.add_argument(
+        "--out-md", type=Path, default=LeaderboardConfig.out_md, help="Markdown output (default docs/leaderboard.md)"
+    )
+    parser.add_argument(
+        "--out-figure",
+        type=Path,
+        default=LeaderboardConfig.out_figure,
+        help="figure output (default docs/images/leaderboard.png)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
 

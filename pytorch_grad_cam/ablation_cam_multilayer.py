@@ -42,12 +42,7 @@ class AblationLayer(nn.Module):
         indices: the channel switched off in each row (rows beyond ``len(indices)`` are left as they are).
     """
 
-    def __init__(
-        self,
-        layer: nn.Module,
-        reshape_transform: Reshape,
-        indices: Sequence[int] | torch.Tensor,
-    ) -> None:
+    def __init__(self, layer: nn.Module, reshape_transform: Reshape, indices: Sequence[int] | torch.Tensor) -> None:
         super().__init__()
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer must be a torch.nn.Module; got {describe(layer)}")
@@ -61,9 +56,7 @@ class AblationLayer(nn.Module):
     def ablate(self, output: torch.Tensor) -> torch.Tensor:
         """``output`` (a new tensor) with channel ``indices[i]`` of row ``i`` switched off."""
         if not isinstance(output, torch.Tensor) or output.ndim < 2:
-            raise TypeError(
-                f"AblationLayer needs a (N, C, ...) tensor output from its layer; got {describe(output)}"
-            )
+            raise TypeError(f"AblationLayer needs a (N, C, ...) tensor output from its layer; got {describe(output)}")
         indices = torch.as_tensor(self.indices, dtype=torch.long, device=output.device)
         rows = torch.arange(min(len(indices), output.shape[0]), device=output.device)
         low = output.min()

@@ -60,33 +60,59 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cam.py",
         description="Compute a Class Activation Map for one image and save it with guided backpropagation.",
     )
-    parser.add_argument("--image-path", type=str, default=None,
-                        help="input image (default: the demo scene for --model demo, else a bundled cat photo)")
-    parser.add_argument("--method", type=str, default="gradcam",
-                        help=f"CAM method, one of: {', '.join(METHOD_NAMES)} (default: gradcam)")
-    parser.add_argument("--aug-smooth", action="store_true",
-                        help="test-time augmentation smoothing (flip x brightness, averaged)")
-    parser.add_argument("--eigen-smooth", action="store_true",
-                        help="keep the first principal component of the weighted activations")
-    parser.add_argument("--device", type=str, default=None,
-                        help="torch device: cpu, cuda, cuda:N, mps, hpu (default: cpu)")
+    parser.add_argument(
+        "--image-path",
+        type=str,
+        default=None,
+        help="input image (default: the demo scene for --model demo, else a bundled cat photo)",
+    )
+    parser.add_argument(
+        "--method",
+        type=str,
+        default="gradcam",
+        help=f"CAM method, one of: {', '.join(METHOD_NAMES)} (default: gradcam)",
+    )
+    parser.add_argument(
+        "--aug-smooth", action="store_true", help="test-time augmentation smoothing (flip x brightness, averaged)"
+    )
+    parser.add_argument(
+        "--eigen-smooth", action="store_true", help="keep the first principal component of the weighted activations"
+    )
+    parser.add_argument(
+        "--device", type=str, default=None, help="torch device: cpu, cuda, cuda:N, mps, hpu (default: cpu)"
+    )
     parser.add_argument("--output-dir", type=str, default="output", help="where the images are written")
-    parser.add_argument("--model", type=str, default="resnet50",
-                        help="torchvision model name (ImageNet weights through torchvision's cache), "
-                             "or 'demo' for the project's offline model (default: resnet50)")
-    parser.add_argument("--weights", type=str, default=None,
-                        help="a state_dict file to load instead of the torchvision weights")
-    parser.add_argument("--target-layer", type=str, action="append", default=None,
-                        help="dotted path of a target layer, e.g. layer4.2 or features.-1 (repeatable)")
-    parser.add_argument("--target", type=str, default=None,
-                        help="class index or class name to explain (default: the top class)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="batch size of the perturbation methods (scorecam, ablationcam)")
-    parser.add_argument("--compare", action="store_true",
-                        help="run every method and write them into one figure, compare.png")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show progress bars and the methods' warnings in full (default: no bars, one "
-                             "line per warning)")
+    parser.add_argument(
+        "--model",
+        type=str,
+        default="resnet50",
+        help="torchvision model name (ImageNet weights through torchvision's cache), "
+        "or 'demo' for the project's offline model (default: resnet50)",
+    )
+    parser.add_argument(
+        "--weights", type=str, default=None, help="a state_dict file to load instead of the torchvision weights"
+    )
+    parser.add_argument(
+        "--target-layer",
+        type=str,
+        action="append",
+        default=None,
+        help="dotted path of a target layer, e.g. layer4.2 or features.-1 (repeatable)",
+    )
+    parser.add_argument(
+        "--target", type=str, default=None, help="class index or class name to explain (default: the top class)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="batch size of the perturbation methods (scorecam, ablationcam)"
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="run every method and write them into one figure, compare.png"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show progress bars and the methods' warnings in full (default: no bars, one line per warning)",
+    )
     return parser
 
 
@@ -164,8 +190,9 @@ def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Modu
         known = models.list_models(module=models)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise CLIError(f"--model: unknown torchvision classification model {name!r}.{hint} "
-                       "Or use --model demo (offline).") from None
+        raise CLIError(
+            f"--model: unknown torchvision classification model {name!r}.{hint} Or use --model demo (offline)."
+        ) from None
     weights_enum = models.get_model_weights(name)
     default = weights_enum.DEFAULT
     categories = default.meta.get("categories")
@@ -281,11 +308,11 @@ def run_method(setup: Setup, method: str, targets: list | None, args: argparse.N
         if not args.verbose:
             warnings.simplefilter("always")
         build: Any = cam_class  # every registered class takes these keywords
-        with build(model=setup.model, target_layers=setup.target_layers,
-                   reshape_transform=setup.reshape_transform, **options) as cam:
+        with build(
+            model=setup.model, target_layers=setup.target_layers, reshape_transform=setup.reshape_transform, **options
+        ) as cam:
             cam.batch_size = args.batch_size
-            grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth,
-                            eigen_smooth=args.eigen_smooth)
+            grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
     for line in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
         print(f"warning ({method}): {line}", file=sys.stderr)
     return grayscale[0]
@@ -368,8 +395,9 @@ def one_line_warnings(enabled: bool) -> Iterator[None]:
         yield
         return
 
-    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 line: str | None = None) -> str:
+    def one_line(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
         return f"cam.py: warning: {' '.join(str(message).split())}\n"
 
     original = warnings.formatwarning

@@ -66,9 +66,7 @@ class GuidedBackpropReLUModel:
         """The model's output on ``input_img`` (reference API)."""
         return self.model(input_img)
 
-    def __call__(
-        self, input_img: torch.Tensor, target_category: int | Sequence[int] | None = None
-    ) -> np.ndarray:
+    def __call__(self, input_img: torch.Tensor, target_category: int | Sequence[int] | None = None) -> np.ndarray:
         """Guided-backprop gradients of the input, channels last.
 
         Args:

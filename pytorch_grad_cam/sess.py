@@ -10,13 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
-from pytorch_grad_cam.core.checks import (
-    check_bool,
-    check_choice,
-    check_positive_int,
-    check_real,
-    describe,
-)
+from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real, describe
 from pytorch_grad_cam.core.outputs import detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor

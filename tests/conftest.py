@@ -34,7 +34,9 @@ def build_tiny_cnn() -> nn.Sequential:
 def hook_count(model: nn.Module) -> int:
     """Number of forward / backward / pre-forward hooks left on any module of ``model``."""
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     )

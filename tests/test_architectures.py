@@ -77,7 +77,10 @@ def test_torchvision_vit_b_16(vit_b_16: nn.Module) -> None:
     cam = run_cam(pgc.GradCAM, vit_b_16, layers, x, reshape_transform=vit_reshape_transform)
     check_map(cam, (2, SIZE, SIZE))
     explicit = run_cam(
-        pgc.GradCAM, vit_b_16, layers, x,
+        pgc.GradCAM,
+        vit_b_16,
+        layers,
+        x,
         reshape_transform=lambda t: vit_reshape_transform(t, height=SIZE // 16, width=SIZE // 16),
     )
     np.testing.assert_allclose(cam, explicit, atol=1e-6)
@@ -87,18 +90,14 @@ def test_vit_last_block_warns_about_zero_gradients(vit_b_16: nn.Module) -> None:
     """The last block's patch tokens do not reach the class-token output: a blank map and a clear warning."""
     x = torch.randn(1, 3, SIZE, SIZE)
     with pytest.warns(UserWarning, match=r"gradients .* are all zero.*last block.*ln_1"):
-        cam = run_cam(
-            pgc.GradCAM, vit_b_16, [vit_b_16.encoder.layers[-1]], x, reshape_transform=vit_reshape_transform
-        )
+        cam = run_cam(pgc.GradCAM, vit_b_16, [vit_b_16.encoder.layers[-1]], x, reshape_transform=vit_reshape_transform)
     assert np.all(cam == 0)
 
 
 def test_torchvision_swin_t() -> None:
     model = torchvision.models.swin_t(weights=None).eval()
     x = torch.randn(1, 3, 96, 96)
-    cam = run_cam(
-        pgc.GradCAM, model, [model.features[-1][-1].norm1], x, reshape_transform=swinT_reshape_transform
-    )
+    cam = run_cam(pgc.GradCAM, model, [model.features[-1][-1].norm1], x, reshape_transform=swinT_reshape_transform)
     check_map(cam, (1, 96, 96))
 
 
@@ -131,8 +130,14 @@ def test_timm_vit_ablation_cam_and_frozen_backbone() -> None:
     x = torch.randn(1, 3, SIZE, SIZE)
     layers = [model.blocks[-1].norm1]
     cam = run_cam(
-        pgc.AblationCAM, model, layers, x, reshape_transform=vit_reshape_transform,
-        ablation_layer=AblationLayerVit(), batch_size=64, progress=False,
+        pgc.AblationCAM,
+        model,
+        layers,
+        x,
+        reshape_transform=vit_reshape_transform,
+        ablation_layer=AblationLayerVit(),
+        batch_size=64,
+        progress=False,
     )
     check_map(cam, (1, SIZE, SIZE))
     trainable = run_cam(pgc.GradCAM, model, layers, x, reshape_transform=vit_reshape_transform)
@@ -329,9 +334,12 @@ class TinyYolo(nn.Module):
     def __init__(self, num_classes: int = 3, anchors: int = 2) -> None:
         super().__init__()
         self.backbone = nn.Sequential(
-            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1),
+            nn.SiLU(),
         )
         self.head = nn.Conv2d(32, anchors * (5 + num_classes), 1)
         self.anchors = anchors
@@ -355,10 +363,7 @@ def test_single_stage_detector_eigen_cam_without_targets() -> None:
 
 
 # ------------------------------------------------------------------------------------ segmentation
-SEGMENTATION = {
-    "deeplabv3_mobilenet_v3_large": lambda m: m.backbone["16"],
-    "fcn_resnet50": lambda m: m.backbone.layer4,
-}
+SEGMENTATION = {"deeplabv3_mobilenet_v3_large": lambda m: m.backbone["16"], "fcn_resnet50": lambda m: m.backbone.layer4}
 
 
 @pytest.mark.parametrize("name", list(SEGMENTATION))
@@ -368,8 +373,9 @@ def test_semantic_segmentation_multi_class(name: str) -> None:
     x = torch.rand(1, 3, SIZE, SIZE)
     with torch.no_grad():
         predicted = model(x)["out"][0].argmax(dim=0).numpy()
-    masks = [np.float32(predicted == c) if (predicted == c).any() else np.ones((SIZE, SIZE), np.float32)
-             for c in (0, 1)]
+    masks = [
+        np.float32(predicted == c) if (predicted == c).any() else np.ones((SIZE, SIZE), np.float32) for c in (0, 1)
+    ]
     layers = [SEGMENTATION[name](model)]
     cam_0 = run_cam(pgc.GradCAM, model, layers, x, [SemanticSegmentationTarget(0, masks[0])])
     cam_1 = run_cam(pgc.GradCAM, model, layers, x, [SemanticSegmentationTarget(1, masks[1])])
@@ -399,8 +405,13 @@ class TwoTower(nn.Module):
     def __init__(self, dim: int = 16, vocabulary: int = 50) -> None:
         super().__init__()
         self.image_tower = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, dim),
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(32, dim),
         )
         self.text_tower = nn.EmbeddingBag(vocabulary, dim)
 

@@ -40,9 +40,7 @@ def finish(per_layer: list[np.ndarray]) -> np.ndarray:
 
 def layer_map_2d(raw: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """One layer: ReLU, min-max per image, cv2 bilinear resize to (H, W)."""
-    return np.stack(
-        [cv2.resize(np.float32(minmax(np.maximum(m, 0))), (size_hw[1], size_hw[0])) for m in raw]
-    )
+    return np.stack([cv2.resize(np.float32(minmax(np.maximum(m, 0))), (size_hw[1], size_hw[0])) for m in raw])
 
 
 def acts_and_grads(model: nn.Sequential, x: torch.Tensor, cut: list[int], score) -> tuple[list, list]:
@@ -75,9 +73,7 @@ def tiny_score(out: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------ a 1x1 conv + GAP + linear network
 def one_by_one_model() -> nn.Sequential:
     torch.manual_seed(3)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
-    ).eval()
+    return nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
 
 
 def closed_form(model: nn.Sequential, x: torch.Tensor, categories: list[int], method: str) -> np.ndarray:
@@ -198,8 +194,7 @@ def test_3d_two_layers_mean() -> None:
     result = pgc.GradCAM(model, [model[0], model[2]])(x, [ClassifierOutputTarget(1)])
     acts, grads = acts_and_grads(model, x, [0, 2], lambda out: out[0, 1])
     per_layer = [
-        layer_map_3d((g.mean(axis=(2, 3, 4), keepdims=True) * a).sum(1), (4, 6, 6))
-        for a, g in zip(acts, grads)
+        layer_map_3d((g.mean(axis=(2, 3, 4), keepdims=True) * a).sum(1), (4, 6, 6)) for a, g in zip(acts, grads)
     ]
     np.testing.assert_allclose(result, finish(per_layer), atol=TOL)
 
@@ -208,9 +203,7 @@ def test_3d_two_layers_mean() -> None:
 def gradcam_by_hand(model, x, layers: list[int], score) -> np.ndarray:
     acts, grads = acts_and_grads(model, x, layers, score)
     size = tuple(x.shape[2:])
-    return finish(
-        [layer_map_2d((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), size) for a, g in zip(acts, grads)]
-    )
+    return finish([layer_map_2d((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), size) for a, g in zip(acts, grads)])
 
 
 def test_multi_layer_mean(tiny_cnn, golden_input) -> None:
@@ -233,9 +226,7 @@ def test_reverse_layer_order_pairs_by_index(tiny_cnn, golden_input) -> None:
     # per-layer maps come out in target_layers order: layer 6 first, then layer 4
     per_layer = reverse.compute_cam_per_layer(golden_input, TARGETS, False)  # reference name, last recording
     acts, grads = acts_and_grads(tiny_cnn, golden_input, [4, 6], tiny_score)
-    by_hand = [
-        layer_map_2d((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), (24, 28)) for a, g in zip(acts, grads)
-    ]
+    by_hand = [layer_map_2d((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), (24, 28)) for a, g in zip(acts, grads)]
     np.testing.assert_allclose(per_layer[0][:, 0].numpy(), by_hand[1], atol=TOL)
     np.testing.assert_allclose(per_layer[1][:, 0].numpy(), by_hand[0], atol=TOL)
 

@@ -84,15 +84,24 @@ def _random_metric() -> BatchMetric:
 def _api_run(folder: Path, out: Path, model: DemoCNN | None = None, **kwargs: object):
     model = _model(folder) if model is None else model
     return explain_dataset(
-        _dataset(folder), model, [model.features[-1]], out, "gradcam", batch_size=BATCH, num_workers=2,
-        metrics={"random": _random_metric(), "complexity": map_metric(Complexity())}, progress=False, **kwargs,
+        _dataset(folder),
+        model,
+        [model.features[-1]],
+        out,
+        "gradcam",
+        batch_size=BATCH,
+        num_workers=2,
+        metrics={"random": _random_metric(), "complexity": map_metric(Complexity())},
+        progress=False,
+        **kwargs,
     )
 
 
 def _run_subprocess(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run ``command`` in its own session; on timeout the whole process group (torchrun's ranks) is killed."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -103,9 +112,26 @@ def _run_subprocess(command: list[str], env: dict[str, str]) -> subprocess.Compl
 
 
 def _cli_args(folder: Path, out: Path) -> list[str]:
-    return [str(folder / "images"), "--output-dir", str(out), "--model", "demo", "--weights",
-            str(folder / "demo.pt"), "--batch-size", str(BATCH), "--num-workers", "1", "--num-threads", "1",
-            "--metric", "complexity", "--metric", "drop_in_confidence", "--no-progress"]
+    return [
+        str(folder / "images"),
+        "--output-dir",
+        str(out),
+        "--model",
+        "demo",
+        "--weights",
+        str(folder / "demo.pt"),
+        "--batch-size",
+        str(BATCH),
+        "--num-workers",
+        "1",
+        "--num-threads",
+        "1",
+        "--metric",
+        "complexity",
+        "--metric",
+        "drop_in_confidence",
+        "--no-progress",
+    ]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -150,14 +176,14 @@ def test_index_and_maps_match_direct_cam_calls(folder: Path, api_reference: Path
         with torch.no_grad():
             logits = model(x)
         top = logits.argmax(1)
-        np.testing.assert_array_equal(index["target"][first:first + BATCH], top.numpy())
+        np.testing.assert_array_equal(index["target"][first : first + BATCH], top.numpy())
         np.testing.assert_array_equal(
-            index["score"][first:first + BATCH], logits[torch.arange(BATCH), top].numpy().astype(np.float64)
+            index["score"][first : first + BATCH], logits[torch.arange(BATCH), top].numpy().astype(np.float64)
         )
         with GradCAM(model, [model.features[-1]]) as cam:
             expected = cam(x, [ClassifierOutputTarget(int(c)) for c in top])
-        np.testing.assert_array_equal(maps[first:first + BATCH], expected)
-        np.testing.assert_array_equal(index["complexity"][first:first + BATCH], Complexity()(expected))
+        np.testing.assert_array_equal(maps[first : first + BATCH], expected)
+        np.testing.assert_array_equal(index["complexity"][first : first + BATCH], Complexity()(expected))
     assert maps.shape == (NUM_IMAGES, SIZE, SIZE) and maps.min() >= 0 and maps.max() <= 1
 
 
@@ -169,8 +195,15 @@ def test_tuple_dataset_label_target_float16_and_mask_metric(tiny_cnn: torch.nn.M
     masks[:, 2:7, 3:9] = True
     loader = DataLoader(TensorDataset(images, labels, masks), batch_size=4, shuffle=True)  # sampler ignored
     run = explain_dataset(
-        loader, tiny_cnn, [tiny_cnn[5]], tmp_path, HiResCAM, target="label", map_dtype="float16",
-        metrics={"hit": mask_metric(pointing_game), "drop": DropInConfidence()}, progress=False,
+        loader,
+        tiny_cnn,
+        [tiny_cnn[5]],
+        tmp_path,
+        HiResCAM,
+        target="label",
+        map_dtype="float16",
+        metrics={"hit": mask_metric(pointing_game), "drop": DropInConfidence()},
+        progress=False,
     )
     assert (run.rank, run.world_size, run.shards_written, run.shards_skipped) == (0, 1, [0, 1, 2], [])
     index, maps = read_index(tmp_path), read_maps(tmp_path)
@@ -178,13 +211,13 @@ def test_tuple_dataset_label_target_float16_and_mask_metric(tiny_cnn: torch.nn.M
     assert index["target"].tolist() == index["label"].tolist() == labels.tolist()
     assert maps.dtype == np.float16
     for first in (0, 4, 8):
-        x, y, m = images[first:first + 4], labels[first:first + 4], masks[first:first + 4]
+        x, y, m = images[first : first + 4], labels[first : first + 4], masks[first : first + 4]
         with HiResCAM(tiny_cnn, [tiny_cnn[5]]) as cam:
             expected = cam(x, [ClassifierOutputTarget(int(c)) for c in y])
-        np.testing.assert_array_equal(maps[first:first + 4], expected.astype(np.float16))
-        np.testing.assert_array_equal(index["hit"][first:first + 4], pointing_game(expected, m).astype(np.float64))
+        np.testing.assert_array_equal(maps[first : first + 4], expected.astype(np.float16))
+        np.testing.assert_array_equal(index["hit"][first : first + 4], pointing_game(expected, m).astype(np.float64))
         np.testing.assert_array_equal(
-            index["drop"][first:first + 4],
+            index["drop"][first : first + 4],
             DropInConfidence()(x, expected, [ClassifierOutputTarget(int(c)) for c in y], tiny_cnn).astype(np.float64),
         )
 
@@ -230,7 +263,11 @@ def test_killed_run_leaves_partial_file_that_resume_ignores(folder: Path, tmp_pa
     model = load_demo_model(path=folder / "demo.pt")
     with pytest.warns(UserWarning, match="damaged"):
         run = explain_dataset(
-            _dataset(folder), model, [model.features[-1]], out, batch_size=BATCH,
+            _dataset(folder),
+            model,
+            [model.features[-1]],
+            out,
+            batch_size=BATCH,
             metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()},
             progress=False,
         )
@@ -242,8 +279,15 @@ def _api_cli_equivalent(folder: Path, out: Path) -> None:
     """What the CLI arguments of :func:`_cli_args` do, through the API, in this process."""
     model = _model(folder)
     explain_dataset(
-        _dataset(folder), model, [model.features[-1]], out, "gradcam", batch_size=BATCH, num_workers=2,
-        metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()}, progress=False,
+        _dataset(folder),
+        model,
+        [model.features[-1]],
+        out,
+        "gradcam",
+        batch_size=BATCH,
+        num_workers=2,
+        metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()},
+        progress=False,
     )
 
 
@@ -252,8 +296,16 @@ def test_torchrun_two_processes_equal_single_process(folder: Path, tmp_path: Pat
     single = tmp_path / "single"
     _api_cli_equivalent(folder, single)
     out = tmp_path / "torchrun"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "pytorch_grad_cam.batch", *_cli_args(folder, out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pytorch_grad_cam.batch",
+        *_cli_args(folder, out),
+    ]
     result = _run_subprocess(command, _env())
     assert result.returncode == 0, result.stdout
     assert result.stdout.count(str(out / "index.csv")) == 1  # printed by rank 0 only
@@ -268,8 +320,13 @@ def test_resume_with_other_settings_is_refused(folder: Path, api_reference: Path
     model = _model(folder)
     args = (_dataset(folder), model, [model.features[-1]])
     with pytest.raises(ValueError, match=r"other settings.*batch_size"):
-        explain_dataset(*args, api_reference, batch_size=4, progress=False,
-                        metrics={"random": _random_metric(), "complexity": map_metric(Complexity())})
+        explain_dataset(
+            *args,
+            api_reference,
+            batch_size=4,
+            progress=False,
+            metrics={"random": _random_metric(), "complexity": map_metric(Complexity())},
+        )
     with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
         explain_dataset(*args, tmp_path, batch_size=0)
     with pytest.raises(ValueError, match="target must be None"):

@@ -71,11 +71,26 @@ def test_demo_with_flags_in_process(tmp_path: Path) -> None:
 
     image, label, _ = demo_image(seed=3)
     cv2.imwrite(str(image_path), np.uint8(image[:, :, ::-1] * 255))
-    status = main([
-        "--model", "demo", "--image-path", str(image_path), "--method", "gradcam++", "--aug-smooth",
-        "--eigen-smooth", "--target", str(label), "--target-layer", "features.-1", "--device", "cpu",
-        "--output-dir", str(tmp_path / "out"),
-    ])
+    status = main(
+        [
+            "--model",
+            "demo",
+            "--image-path",
+            str(image_path),
+            "--method",
+            "gradcam++",
+            "--aug-smooth",
+            "--eigen-smooth",
+            "--target",
+            str(label),
+            "--target-layer",
+            "features.-1",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert status == 0
     check_outputs(tmp_path / "out", "gradcam++", (64, 64))
 
@@ -106,8 +121,9 @@ def test_compare_writes_one_figure(tmp_path: Path) -> None:
         (["--batch-size", "0"], "--batch-size must be a positive integer; got 0"),
     ],
 )
-def test_bad_flags_exit_non_zero_with_a_message(args: list[str], message: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flags_exit_non_zero_with_a_message(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--model", "demo", "--output-dir", str(tmp_path), *args]) == 2
     error = capsys.readouterr().err
     assert error.startswith("cam.py: error: ")
@@ -123,8 +139,9 @@ def test_unreadable_image_and_bad_flag_as_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 2 and "unrecognized arguments: --no-such-flag" in result.stderr
 
 
-def test_pretrained_model_offline_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_pretrained_model_offline_fails_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """torchvision's real weight loading path is kept; when it cannot download, the error says what to do."""
     import torch
 
@@ -146,8 +163,18 @@ def test_torchvision_model_with_a_weights_file(tmp_path: Path) -> None:
     weights = tmp_path / "resnet18.pt"
     torch.manual_seed(0)
     torch.save(resnet18(weights=None).state_dict(), weights)
-    status = main(["--model", "resnet18", "--weights", str(weights), "--method", "eigencam",
-                   "--output-dir", str(tmp_path / "out")])
+    status = main(
+        [
+            "--model",
+            "resnet18",
+            "--weights",
+            str(weights),
+            "--method",
+            "eigencam",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert status == 0
     check_outputs(tmp_path / "out", "eigencam", (256, 385))  # the bundled photo's own size, as the reference writes
 
@@ -166,8 +193,9 @@ def test_outputs_are_written_at_the_photo_resolution(tmp_path: Path) -> None:
     """As the reference's cam.py, the images have the size of the user's photo (not the model's input size)."""
     photo = _non_square_photo(tmp_path)
     for method in ("gradcam", "scorecam"):
-        status = main(["--model", "demo", "--image-path", str(photo), "--method", method,
-                       "--output-dir", str(tmp_path / "out")])
+        status = main(
+            ["--model", "demo", "--image-path", str(photo), "--method", method, "--output-dir", str(tmp_path / "out")]
+        )
         assert status == 0
         check_outputs(tmp_path / "out", method, (90, 150))
     cam_image = cv2.imread(str(tmp_path / "out" / "gradcam_cam.jpg"))

@@ -79,8 +79,11 @@ def test_the_registry_holds_every_public_method() -> None:
     import pytorch_grad_cam
 
     public = {
-        value for value in vars(pytorch_grad_cam).values()
-        if isinstance(value, type) and issubclass(value, CAMMethod) and value not in (CAMMethod, CAMWrapper)
+        value
+        for value in vars(pytorch_grad_cam).values()
+        if isinstance(value, type)
+        and issubclass(value, CAMMethod)
+        and value not in (CAMMethod, CAMWrapper)
         and value.__name__ != "BaseCAM"
     }
     assert public <= set(METHODS.values()), sorted(cls.__name__ for cls in public - set(METHODS.values()))
@@ -207,8 +210,16 @@ def test_every_registry_name_runs_through_the_dataset_pipeline(name: str, tmp_pa
     reshape = kwargs.pop("reshape_transform", None)
     labels = torch.tensor([1, 2])
     run = explain_dataset(
-        torch.utils.data.TensorDataset(x, labels), model, layers, tmp_path, name, reshape_transform=reshape,
-        method_kwargs=kwargs, target="label", batch_size=2, progress=False,
+        torch.utils.data.TensorDataset(x, labels),
+        model,
+        layers,
+        tmp_path,
+        name,
+        reshape_transform=reshape,
+        method_kwargs=kwargs,
+        target="label",
+        batch_size=2,
+        progress=False,
     )
     assert run.shards_written == [0]
     maps = read_maps(tmp_path)
@@ -225,8 +236,9 @@ def test_noise_tunnel_over_refine_cam_and_finer_cam(tiny_cnn, golden_input) -> N
     tunnel = NoiseTunnel(refine, num_samples=2, noise_level=0.0, progress=False)
     np.testing.assert_allclose(tunnel(golden_input, targets), refine(golden_input, targets), atol=1e-6)
     # built from the registry the way cam.py and the pipeline build methods
-    built = NoiseTunnel(model=tiny_cnn, target_layers=layers, base_method=RefineCAM, num_samples=1, noise_level=0.0,
-                        progress=False)
+    built = NoiseTunnel(
+        model=tiny_cnn, target_layers=layers, base_method=RefineCAM, num_samples=1, noise_level=0.0, progress=False
+    )
     np.testing.assert_allclose(built(golden_input, targets), refine(golden_input, targets), atol=1e-6)
     assert isinstance(built.base_cam, RefineCAM) and isinstance(built.base_cam.base_cam, GradCAMPlusPlus)
 
@@ -308,11 +320,13 @@ def test_a_numpy_subclass_written_for_1x_runs_unchanged(tiny_cnn, golden_input, 
     with MyGradCAM(tiny_cnn, [tiny_cnn[6]]) as cam:
         result = cam(golden_input, targets)
     np.testing.assert_allclose(result, golden["GradCAM/one/targets"], atol=1e-5)
-    np.testing.assert_allclose(MyGradCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, targets, aug_smooth=True),
-                               golden["GradCAM/one/aug_smooth"], atol=1e-5)
+    np.testing.assert_allclose(
+        MyGradCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, targets, aug_smooth=True),
+        golden["GradCAM/one/aug_smooth"],
+        atol=1e-5,
+    )
     with MyGradCAM(tiny_cnn, [tiny_cnn[4], tiny_cnn[6]]) as cam:
-        np.testing.assert_allclose(cam(golden_input, targets), golden["GradCAM/two/targets"],
-                                   atol=1e-5)
+        np.testing.assert_allclose(cam(golden_input, targets), golden["GradCAM/two/targets"], atol=1e-5)
     mean_map = MyEigenLike(tiny_cnn, [tiny_cnn[6]])(golden_input)
     with torch.no_grad():
         by_hand = tiny_cnn[:7](golden_input).mean(1).clamp_min(0)
@@ -334,5 +348,6 @@ def test_a_subclass_can_declare_itself_torch_native(tiny_cnn, golden_input, gold
             return grads.mean(dim=(2, 3))
 
     targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-    np.testing.assert_allclose(TorchGradCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, targets),
-                               golden["GradCAM/one/targets"], atol=1e-5)
+    np.testing.assert_allclose(
+        TorchGradCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, targets), golden["GradCAM/one/targets"], atol=1e-5
+    )

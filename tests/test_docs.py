@@ -29,8 +29,9 @@ def test_the_page_examples_run_and_give_the_documented_maps(tiny_cnn, golden_inp
     assert maps.shape == (2, 24, 28) and maps.dtype == np.float32 and maps.max() <= 1
     assert code["MaxGradCAM"].torch_native is False  # defined outside the package, but it uses channel_weights
     smooth = NoiseTunnel(code["MaxGradCAM"](tiny_cnn, layers), num_samples=1, noise_level=0.0, progress=False)
-    np.testing.assert_allclose(smooth(golden_input, TARGETS), maps / (maps.max(axis=(1, 2), keepdims=True) + 1e-7),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        smooth(golden_input, TARGETS), maps / (maps.max(axis=(1, 2), keepdims=True) + 1e-7), atol=1e-5
+    )
 
     gradcam = GradCAM(tiny_cnn, layers)(golden_input, TARGETS)
     sharpened = code["Sharpened"](tiny_cnn, layers)(golden_input, TARGETS)
@@ -40,6 +41,7 @@ def test_the_page_examples_run_and_give_the_documented_maps(tiny_cnn, golden_inp
     refined = RefineCAM(tiny_cnn, [tiny_cnn[4], tiny_cnn[6]], base_method=code["Sharpened"])(golden_input, TARGETS)
     assert refined.shape == (2, 24, 28)
 
-    np.testing.assert_allclose(code["MyGradCAM"](tiny_cnn, layers)(golden_input, TARGETS),
-                               golden["GradCAM/one/targets"], atol=1e-5)
+    np.testing.assert_allclose(
+        code["MyGradCAM"](tiny_cnn, layers)(golden_input, TARGETS), golden["GradCAM/one/targets"], atol=1e-5
+    )
     assert hook_count(tiny_cnn) == 0

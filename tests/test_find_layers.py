@@ -22,9 +22,7 @@ def resnet() -> nn.Module:
 
 
 def _small() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU()), nn.Linear(2, 1)
-    )
+    return nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU()), nn.Linear(2, 1))
 
 
 def test_get_layer_by_name(resnet: nn.Module) -> None:

@@ -241,8 +241,9 @@ def test_works_on_a_vision_transformer(all_bias_layers):
     result = cam(x, [ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
     assert result.shape == (2, 32, 32) and np.isfinite(result).all() and result.max() > 0.5
     used = {type(layer) for layer in cam.bias_layers()}
-    assert used == ({nn.Conv2d, nn.Linear, nn.modules.linear.NonDynamicallyQuantizableLinear} if all_bias_layers
-                    else {nn.Conv2d})
+    assert used == (
+        {nn.Conv2d, nn.Linear, nn.modules.linear.NonDynamicallyQuantizableLinear} if all_bias_layers else {nn.Conv2d}
+    )
     if all_bias_layers:  # the token gradients of the linear layers add to the map
         default = FullGrad(vit, [], cam.reshape_transform)(x, [ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
         assert np.abs(result - default).max() > 1e-2

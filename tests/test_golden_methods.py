@@ -67,12 +67,7 @@ def _run(model, x, method: str, layers: str, variant: str) -> np.ndarray:
     np.random.seed(1)
     targets = None if variant == "argmax" else [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
     cam = getattr(pgc, method)(model, _layers(model, layers))
-    return cam(
-        x,
-        targets=targets,
-        aug_smooth=variant == "aug_smooth",
-        eigen_smooth=variant == "eigen_smooth",
-    )
+    return cam(x, targets=targets, aug_smooth=variant == "aug_smooth", eigen_smooth=variant == "eigen_smooth")
 
 
 def _run_with_signs(monkeypatch, model, x, method, layers, variant, signs) -> np.ndarray:
@@ -126,9 +121,7 @@ def test_golden(key, tiny_cnn, golden_input, golden, monkeypatch) -> None:
         assert (errors.min(axis=0) < TOL).all(), f"best errors per image: {errors.min(axis=0)}"
     assert hook_count(tiny_cnn) == 0
     assert torch.equal(golden_input, before)
-    assert flags == [
-        (m.training, [p.requires_grad for p in m.parameters(recurse=False)]) for m in tiny_cnn.modules()
-    ]
+    assert flags == [(m.training, [p.requires_grad for p in m.parameters(recurse=False)]) for m in tiny_cnn.modules()]
 
 
 def test_eigen_cam_sign_is_what_the_reference_gives_some_of_the_time(tiny_cnn, golden_input, golden) -> None:

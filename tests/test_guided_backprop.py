@@ -14,9 +14,7 @@ from pytorch_grad_cam.utils.image import deprocess_image
 
 
 def _snapshot(model: nn.Module) -> list[tuple]:
-    return [
-        (name, module, module.training, getattr(module, "inplace", None)) for name, module in model.named_modules()
-    ]
+    return [(name, module, module.training, getattr(module, "inplace", None)) for name, module in model.named_modules()]
 
 
 def test_hand_computed_gradient():

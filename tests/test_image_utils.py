@@ -103,10 +103,7 @@ def test_scale_accross_batch_and_channels(golden: dict[str, np.ndarray]) -> None
 def test_create_labels_legend() -> None:
     scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.9]])
     labels = {0: "cat, kitty, feline, extra", 1: "dog", 2: "car"}
-    assert create_labels_legend(scores, labels, top_k=2) == [
-        "dog:0.70\ncar:0.20",
-        "car:0.90\ncat, kitty, feline:0.50",
-    ]
+    assert create_labels_legend(scores, labels, top_k=2) == ["dog:0.70\ncar:0.20", "car:0.90\ncat, kitty, feline:0.50"]
     assert create_labels_legend(torch.tensor(scores), ["a", "b", "c"], top_k=1) == ["b:0.70", "c:0.90"]
 
 

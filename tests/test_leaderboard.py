@@ -36,17 +36,40 @@ def _table_rows(markdown: str) -> tuple[list[str], list[list[str]]]:
 
 def test_tiny_run_writes_table_and_figure(leaderboard: ModuleType, tmp_path: Path, capsys) -> None:
     md, png = tmp_path / "board.md", tmp_path / "img" / "board.png"
-    status = leaderboard.main(["--n", "2", "--methods", "gradcam,randomcam,legrad", "--steps", "4",
-                               "--road-percentiles", "50", "--figure-images", "2",
-                               "--out-md", str(md), "--out-figure", str(png)])
+    status = leaderboard.main(
+        [
+            "--n",
+            "2",
+            "--methods",
+            "gradcam,randomcam,legrad",
+            "--steps",
+            "4",
+            "--road-percentiles",
+            "50",
+            "--figure-images",
+            "2",
+            "--out-md",
+            str(md),
+            "--out-figure",
+            str(png),
+        ]
+    )
     assert status == 0
     out = capsys.readouterr().out
     assert "skipping legrad" in out and "ViT-only" in out
 
     markdown = md.read_text(encoding="utf-8")
     header, rows = _table_rows(markdown)
-    assert header == ["#", "method", "pointing game ↑", "energy pointing game ↑", "deletion AUC ↓",
-                      "insertion AUC ↑", "ROAD combined ↑", "s / image"]
+    assert header == [
+        "#",
+        "method",
+        "pointing game ↑",
+        "energy pointing game ↑",
+        "deletion AUC ↓",
+        "insertion AUC ↑",
+        "ROAD combined ↑",
+        "s / image",
+    ]
     assert sorted(row[1] for row in rows) == ["`gradcam`", "`randomcam` (baseline)"]
     assert [row[0] for row in rows] == ["1", "2"]
     values = [[float(cell) for cell in row[2:]] for row in rows]
@@ -64,14 +87,26 @@ def test_tiny_run_writes_table_and_figure(leaderboard: ModuleType, tmp_path: Pat
 
 
 def test_rows_are_repeatable_and_sorted(leaderboard: ModuleType) -> None:
-    config = leaderboard.LeaderboardConfig(n=2, methods=["randomcam", "gradcam"], steps=2, road_percentiles=(50,),
-                                           out_md=None, out_figure=None, verbose=False)
+    config = leaderboard.LeaderboardConfig(
+        n=2,
+        methods=["randomcam", "gradcam"],
+        steps=2,
+        road_percentiles=(50,),
+        out_md=None,
+        out_figure=None,
+        verbose=False,
+    )
     first = leaderboard.run_leaderboard(config)
     second = leaderboard.run_leaderboard(config)
     assert [r.name for r in first.results] == [r.name for r in second.results]
     for a, b in zip(first.results, second.results):
         assert (a.pointing_game, a.energy_pointing_game, a.deletion_auc, a.insertion_auc, a.road_combined) == (
-            b.pointing_game, b.energy_pointing_game, b.deletion_auc, b.insertion_auc, b.road_combined)
+            b.pointing_game,
+            b.energy_pointing_game,
+            b.deletion_auc,
+            b.insertion_auc,
+            b.road_combined,
+        )
     assert all(r.seconds_per_image > 0 for r in first.results)
     keys = [(-r.pointing_game, -r.energy_pointing_game) for r in first.results]
     assert keys == sorted(keys)
@@ -88,11 +123,17 @@ def test_bad_arguments(leaderboard: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="methods"):
         leaderboard.select_methods("gradcam")
     with pytest.raises(ValueError, match="training seed"):
-        leaderboard.run_leaderboard(leaderboard.LeaderboardConfig(n=2, seed=0, out_md=None, out_figure=None,
-                                                                  verbose=False))
+        leaderboard.run_leaderboard(
+            leaderboard.LeaderboardConfig(n=2, seed=0, out_md=None, out_figure=None, verbose=False)
+        )
     with pytest.raises(ValueError, match="road_percentiles"):
-        leaderboard.run_leaderboard(leaderboard.LeaderboardConfig(n=2, road_percentiles=(0,), out_md=None,
-                                                                  out_figure=None, verbose=False))
-    assert leaderboard.main(["--n", "0", "--out-md", str(tmp_path / "x.md"), "--out-figure",
-                             str(tmp_path / "x.png"), "--quiet"]) == 2
+        leaderboard.run_leaderboard(
+            leaderboard.LeaderboardConfig(n=2, road_percentiles=(0,), out_md=None, out_figure=None, verbose=False)
+        )
+    assert (
+        leaderboard.main(
+            ["--n", "0", "--out-md", str(tmp_path / "x.md"), "--out-figure", str(tmp_path / "x.png"), "--quiet"]
+        )
+        == 2
+    )
     assert not (tmp_path / "x.md").exists()

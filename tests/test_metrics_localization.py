@@ -101,7 +101,7 @@ def test_gaussian_blur_hand_values():
     delta = torch.zeros(1, 1, 21, 21)
     delta[0, 0, 10, 10] = 1
     blurred = gaussian_blur(delta, kernel_size=5, sigma=1.0)
-    g = np.exp(-np.arange(-2, 3) ** 2 / 2)
+    g = np.exp(-(np.arange(-2, 3) ** 2) / 2)
     g /= g.sum()
     expected = np.zeros((21, 21))
     expected[8:13, 8:13] = np.outer(g, g)
@@ -120,8 +120,11 @@ def test_gaussian_blur_hand_values():
         (lambda: DeletionAUC()(IMAGES, torch.rand(2, 4, 4), TARGETS, RegionMean()), ValueError, r"cams must have"),
         (lambda: DeletionAUC()(IMAGES[0], torch.rand(2, 8, 8), TARGETS, RegionMean()), ValueError, "input_tensor"),
         (lambda: DeletionAUC()(IMAGES, torch.rand(2, 8, 8), TARGETS * 2, RegionMean()), ValueError, "got 4 target"),
-        (lambda: DeletionAUC(baseline=torch.zeros(5))(IMAGES, torch.rand(2, 8, 8), TARGETS, RegionMean()),
-         ValueError, "baseline must broadcast"),
+        (
+            lambda: DeletionAUC(baseline=torch.zeros(5))(IMAGES, torch.rand(2, 8, 8), TARGETS, RegionMean()),
+            ValueError,
+            "baseline must broadcast",
+        ),
         (lambda: auc(np.zeros(3)), ValueError, "curves"),
     ],
 )

@@ -78,10 +78,12 @@ def test_drop_and_increase_in_confidence_follow_the_golden_change(metric_model, 
     with torch.no_grad():
         out, black = metric_model(golden_input), metric_model(torch.zeros_like(golden_input))
     expected = np.array([black[0, 1] - out[0, 1], black[1, 3] - out[1, 3]])
-    np.testing.assert_allclose(DropInConfidence()(golden_input, zeros, TARGETS, metric_model),
-                               np.maximum(-expected, 0), atol=1e-4)
-    np.testing.assert_array_equal(IncreaseInConfidence()(golden_input, zeros, TARGETS, metric_model),
-                                  np.float32(expected > 0))
+    np.testing.assert_allclose(
+        DropInConfidence()(golden_input, zeros, TARGETS, metric_model), np.maximum(-expected, 0), atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        IncreaseInConfidence()(golden_input, zeros, TARGETS, metric_model), np.float32(expected > 0)
+    )
 
 
 def test_average_of_one_percentile_equals_the_single_metric(metric_model, golden_input, golden):

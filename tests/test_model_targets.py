@@ -30,9 +30,7 @@ def _segmentation_case() -> tuple[torch.Tensor, np.ndarray]:
     return torch.linspace(0, 1, 192).reshape(3, 8, 8), mask
 
 
-@pytest.mark.parametrize(
-    "target_class", [ClassifierOutputTarget, ClassifierOutputSoftmaxTarget, ClassifierOutputReST]
-)
+@pytest.mark.parametrize("target_class", [ClassifierOutputTarget, ClassifierOutputSoftmaxTarget, ClassifierOutputReST])
 def test_classifier_targets_match_golden(golden: dict[str, np.ndarray], target_class: type) -> None:
     values = np.array([target_class(2)(row).numpy() for row in LOGITS])
     np.testing.assert_allclose(values, golden[f"target/{target_class.__name__}"], atol=1e-5)
@@ -149,9 +147,7 @@ def test_fasterrcnn_matching_box() -> None:
     assert value.item() == pytest.approx(0.8 + 0.9, abs=1e-6)
     (grad,) = torch.autograd.grad(value, detections["scores"])
     np.testing.assert_allclose(grad.numpy(), [1.0, 0.0])
-    both = FasterRCNNBoxScoreTarget(
-        torch.tensor([1, 2]), [[0.0, 0.0, 10.0, 8.0], [20.0, 20.0, 30.0, 30.0]]
-    )(detections)
+    both = FasterRCNNBoxScoreTarget(torch.tensor([1, 2]), [[0.0, 0.0, 10.0, 8.0], [20.0, 20.0, 30.0, 30.0]])(detections)
     assert both.item() == pytest.approx(0.8 + 0.9 + 1.0 + 0.8, abs=1e-6)
 
 

@@ -37,8 +37,9 @@ def _targets() -> list[ClassifierOutputTarget]:
 
 
 # ------------------------------------------------------------------------------------------------ sobel_cam
-@pytest.mark.parametrize(("image", "expected"), [("img", "out"), ("img_float", "out_float"),
-                                                 ("noise_img", "noise_out")])
+@pytest.mark.parametrize(
+    ("image", "expected"), [("img", "out"), ("img_float", "out_float"), ("noise_img", "noise_out")]
+)
 def test_sobel_cam_equals_the_reference(reference, image, expected):
     result = sobel_cam(reference[f"sobel_cam/{image}"])
     assert result.dtype == np.uint8 and result.shape == reference[f"sobel_cam/{expected}"].shape
@@ -75,16 +76,30 @@ SESS_CASES = {
     "SESS/two/targets": ("two", True, {}),
     "SESS/one/max_nosmooth": ("one", True, {"pool": "max", "smooth": False}),
     "SESS/one/raw_scores": ("one", True, {"use_softmax_scores": False}),
-    "SESS/one/custom": ("one", True, {"scales": [16, 24, 30], "window_size": 16, "step_size": 6,
-                                      "pre_filter_ratio": 0.5, "theta": 0.1, "batch_size": 5}),
+    "SESS/one/custom": (
+        "one",
+        True,
+        {
+            "scales": [16, 24, 30],
+            "window_size": 16,
+            "step_size": 6,
+            "pre_filter_ratio": 0.5,
+            "theta": 0.1,
+            "batch_size": 5,
+        },
+    ),
     "SESS/one/few_scales": ("one", True, {"num_scales": 3, "scale_step_ratio": 0.5}),
     "SESS/one/gradcam++": ("one", True, {"base_method": GradCAMPlusPlus}),
 }
 
 
 def _layers(model, name):
-    return {"one": [model[6]], "two": [model[4], model[6]], "bn_relu": [model[3], model[4]],
-            "two_same_channels": [model[5], model[6]]}[name]
+    return {
+        "one": [model[6]],
+        "two": [model[4], model[6]],
+        "bn_relu": [model[3], model[4]],
+        "two_same_channels": [model[5], model[6]],
+    }[name]
 
 
 def test_every_stored_sess_case_is_tested(reference):
@@ -107,15 +122,24 @@ def test_sess_positional_and_keyword_arguments_as_the_reference(reference, golde
     scale_step_ratio, window_size, step_size, pre_filter_ratio, theta, pool, smooth, use_softmax_scores,
     batch_size); the call (input_tensor, targets, eigen_smooth)."""
     model = build_tiny_cnn()
-    positional = SESS(model, [model[6]], None, GradCAM, [16, 24, 30], 12, 2 / 7, 16, 6, 0.5, 0.1, "mean", True,
-                      True, 5)
+    positional = SESS(model, [model[6]], None, GradCAM, [16, 24, 30], 12, 2 / 7, 16, 6, 0.5, 0.1, "mean", True, True, 5)
     expected = reference["SESS/one/custom"]
     np.testing.assert_allclose(positional(golden_input, _targets(), False), expected, atol=ATOL, rtol=0)
     np.testing.assert_allclose(positional.forward(golden_input, _targets(), False), expected, atol=ATOL, rtol=0)
-    keywords = SESS(model=model, target_layers=[model[6]], base_method=GradCAM, scales=[16, 24, 30],
-                    window_size=16, step_size=6, pre_filter_ratio=0.5, theta=0.1, batch_size=5)
-    np.testing.assert_allclose(keywords(input_tensor=golden_input, targets=_targets(), eigen_smooth=False),
-                               expected, atol=ATOL, rtol=0)
+    keywords = SESS(
+        model=model,
+        target_layers=[model[6]],
+        base_method=GradCAM,
+        scales=[16, 24, 30],
+        window_size=16,
+        step_size=6,
+        pre_filter_ratio=0.5,
+        theta=0.1,
+        batch_size=5,
+    )
+    np.testing.assert_allclose(
+        keywords(input_tensor=golden_input, targets=_targets(), eigen_smooth=False), expected, atol=ATOL, rtol=0
+    )
 
 
 def test_sess_wraps_a_cam_object_and_batching_does_not_matter(reference, golden_input):

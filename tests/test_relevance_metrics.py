@@ -55,13 +55,22 @@ def test_empty_mask_warns_and_scores_zero():
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: relevance_mass_accuracy([[0.0]], _mask()), TypeError,
-         "cams must be a torch tensor or a numpy array; got list"),
+        (
+            lambda: relevance_mass_accuracy([[0.0]], _mask()),
+            TypeError,
+            "cams must be a torch tensor or a numpy array; got list",
+        ),
         (lambda: relevance_mass_accuracy(np.ones((1, 4, 4), bool), _mask()), TypeError, "cams must hold real"),
-        (lambda: relevance_rank_accuracy(np.ones((1, 4, 4)), np.ones((1, 3, 4))), ValueError,
-         r"masks must have the shape of cams \(1, 4, 4\); got \(1, 3, 4\)"),
-        (lambda: relevance_rank_accuracy(np.ones((4, 4)), np.ones((4, 4))), ValueError,
-         r"cams must have shape \(B, H, W\); got \(4, 4\)"),
+        (
+            lambda: relevance_rank_accuracy(np.ones((1, 4, 4)), np.ones((1, 3, 4))),
+            ValueError,
+            r"masks must have the shape of cams \(1, 4, 4\); got \(1, 3, 4\)",
+        ),
+        (
+            lambda: relevance_rank_accuracy(np.ones((4, 4)), np.ones((4, 4))),
+            ValueError,
+            r"cams must have shape \(B, H, W\); got \(4, 4\)",
+        ),
         (lambda: relevance_rank_accuracy(np.full((1, 4, 4), np.nan), _mask()), ValueError, "NaN"),
     ],
 )

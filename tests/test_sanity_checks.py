@@ -52,8 +52,13 @@ def trained() -> tuple[nn.Module, torch.Tensor]:
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(0)
         model = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(16, 2),
         )
         optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
         for _ in range(150):
@@ -124,8 +129,11 @@ def test_parameters_restored_when_the_explainer_raises(trained):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"explainer": 3}, TypeError,
-         r"explainer must be callable, e.g. explainer\(input_tensor, targets\); got int 3"),
+        (
+            {"explainer": 3},
+            TypeError,
+            r"explainer must be callable, e.g. explainer\(input_tensor, targets\); got int 3",
+        ),
         ({"mode": "cascade"}, ValueError, "mode must be one of 'cascading', 'independent'; got 'cascade'"),
         ({"metric": "hog"}, ValueError, "metric must be one of 'spearman', 'ssim'; got 'hog'"),
         ({"threshold": "low"}, TypeError, "threshold must be a real number; got str 'low'"),

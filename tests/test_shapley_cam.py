@@ -33,9 +33,7 @@ def _same_state(a: tuple, b: tuple) -> bool:
     return a[:3] == b[:3] and all(torch.equal(a[3][k], b[3][k]) for k in a[3])
 
 
-@pytest.mark.parametrize(
-    ("layers", "variant"), [("one", "targets"), ("one", "argmax"), ("two", "targets")]
-)
+@pytest.mark.parametrize(("layers", "variant"), [("one", "targets"), ("one", "argmax"), ("two", "targets")])
 def test_golden(tiny_cnn, golden_input, golden, layers, variant):
     before = _state(tiny_cnn)
     targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(3)] if variant == "targets" else None

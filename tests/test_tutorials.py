@@ -42,10 +42,7 @@ def execute_notebook(path: Path, kernel_name: str, timeout: int = CELL_TIMEOUT_S
     """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(path.parent)}},
+        notebook, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}
     )
     env = {
         **os.environ,

@@ -36,8 +36,7 @@ class TinyClip(nn.Module):
     def __init__(self, image_size: int, dim: int = 64) -> None:
         super().__init__()
         self.visual = VisionTransformer(
-            image_size=image_size, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128,
-            num_classes=dim,
+            image_size=image_size, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=dim
         )
         nn.init.normal_(self.visual.heads.head.weight, std=0.02)  # torchvision zero-initialises the head
         self.text = nn.EmbeddingBag(VOCABULARY, dim)

@@ -34,8 +34,12 @@ def build_cam(method: str, model: torch.nn.Module):
         return GradCAM(model, [model.backbone.body.layer4])
     if method == "ablationcam":
         return AblationCAM(
-            model, [model.backbone], reshape_transform=fasterrcnn_reshape_transform,
-            ablation_layer=AblationLayerFasterRCNN(), ratio_channels_to_ablate=0.05, batch_size=16,
+            model,
+            [model.backbone],
+            reshape_transform=fasterrcnn_reshape_transform,
+            ablation_layer=AblationLayerFasterRCNN(),
+            ratio_channels_to_ablate=0.05,
+            batch_size=16,
         )
     return EigenCAM(model, [model.backbone], reshape_transform=fasterrcnn_reshape_transform)
 
@@ -62,8 +66,12 @@ def main() -> None:
     else:
         categories = [f"class {i}" for i in range(91)]
         model = torchvision.models.detection.fasterrcnn_resnet50_fpn(
-            weights=None, weights_backbone=None, min_size=args.size, max_size=args.size,
-            rpn_post_nms_top_n_test=100, box_detections_per_img=args.max_boxes,
+            weights=None,
+            weights_backbone=None,
+            min_size=args.size,
+            max_size=args.size,
+            rpn_post_nms_top_n_test=100,
+            box_detections_per_img=args.max_boxes,
         )
         model.roi_heads.score_thresh = 0.0  # random weights give low scores: keep the best boxes anyway
     model = model.to(args.device).eval()

@@ -68,8 +68,13 @@ def main() -> None:
     length = args.size or args.length
     seed()
     net = nn.Sequential(
-        nn.Conv1d(1, 16, 7, padding=3), nn.ReLU(), nn.Conv1d(16, 32, 7, stride=2, padding=3), nn.ReLU(),
-        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(32, 2),
+        nn.Conv1d(1, 16, 7, padding=3),
+        nn.ReLU(),
+        nn.Conv1d(16, 32, 7, stride=2, padding=3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(32, 2),
     )
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(args.steps):
@@ -87,8 +92,13 @@ def main() -> None:
     figure, axes = plt.subplots(len(signals), 1, figsize=(8, 2.2 * len(signals)), sharex=True)
     for axis, signal, cam_map, label in zip(axes, signals[:, 0], maps, labels.tolist()):
         axis.plot(signal.numpy(), color="black", linewidth=0.8)
-        axis.imshow(cam_map[None], aspect="auto", cmap="jet", alpha=0.4,
-                    extent=(0, length, float(signal.min()), float(signal.max())))
+        axis.imshow(
+            cam_map[None],
+            aspect="auto",
+            cmap="jet",
+            alpha=0.4,
+            extent=(0, length, float(signal.min()), float(signal.max())),
+        )
         axis.set_title(f"class {label} ({'left' if label == 0 else 'right'} burst), GradCAM", fontsize=9)
     figure.tight_layout()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

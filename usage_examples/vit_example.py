@@ -15,16 +15,7 @@ import torchvision
 from example_utils import base_parser, load_rgb, save_overlays, seed
 from torch import nn
 
-from pytorch_grad_cam import (
-    AblationCAM,
-    EigenCAM,
-    EigenGradCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
+from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, XGradCAM
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.image import preprocess_image
 from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform

@@ -51,7 +51,13 @@ def _metric_factories() -> dict[str, Callable[[], Any]]:
 
 #: The ``--metric`` names.
 METRIC_NAMES: tuple[str, ...] = (
-    "road", "cam_mult_image", "drop_in_confidence", "increase_in_confidence", "deletion", "insertion", "complexity",
+    "road",
+    "cam_mult_image",
+    "drop_in_confidence",
+    "increase_in_confidence",
+    "deletion",
+    "insertion",
+    "complexity",
 )
 
 
@@ -59,39 +65,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grad-cam-dataset",
         description="Explain every image of a folder with a CAM method; one .npz shard per batch and an index. "
-                    "Run under torchrun for several processes; run again to resume.",
+        "Run under torchrun for several processes; run again to resume.",
     )
     parser.add_argument("image_dir", help="folder of images (searched recursively, sorted by relative path)")
     parser.add_argument("--output-dir", required=True, help="where the shards, manifest and index.csv go")
-    parser.add_argument("--model", default="resnet50",
-                        help="torchvision model name, or 'demo' for the project's offline model (default: resnet50)")
-    parser.add_argument("--weights", default=None,
-                        help="state_dict file instead of the torchvision weights (for demo: a demo weights file)")
+    parser.add_argument(
+        "--model",
+        default="resnet50",
+        help="torchvision model name, or 'demo' for the project's offline model (default: resnet50)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="state_dict file instead of the torchvision weights (for demo: a demo weights file)",
+    )
     parser.add_argument("--method", default="gradcam", help=f"CAM method, one of: {', '.join(METHOD_NAMES)}")
-    parser.add_argument("--target-layer", action="append", default=None,
-                        help="dotted path of a target layer, e.g. layer4.2 (repeatable; default: per model family)")
+    parser.add_argument(
+        "--target-layer",
+        action="append",
+        default=None,
+        help="dotted path of a target layer, e.g. layer4.2 (repeatable; default: per model family)",
+    )
     parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the top class)")
-    parser.add_argument("--metric", action="append", default=[], choices=METRIC_NAMES,
-                        help="metric computed per image and written to the index (repeatable)")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        choices=METRIC_NAMES,
+        help="metric computed per image and written to the index (repeatable)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch and per shard (default: 32)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader decoding workers (default: 2)")
     parser.add_argument("--image-size", type=int, default=None, help="input side (default: the model's)")
-    parser.add_argument("--map-dtype", choices=("float32", "float16"), default="float32",
-                        help="dtype of the stored maps (default: float32, exact)")
+    parser.add_argument(
+        "--map-dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="dtype of the stored maps (default: float32, exact)",
+    )
     parser.add_argument("--aug-smooth", action="store_true", help="test-time augmentation smoothing")
     parser.add_argument("--eigen-smooth", action="store_true", help="first principal component smoothing")
-    parser.add_argument("--device", default=None,
-                        help="torch device (default: cpu; under torchrun with GPUs, cuda:LOCAL_RANK)")
-    parser.add_argument("--num-threads", type=int, default=None,
-                        help="torch intra-op threads per process (torchrun sets OMP_NUM_THREADS=1)")
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: cpu; under torchrun with GPUs, cuda:LOCAL_RANK)"
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads per process (torchrun sets OMP_NUM_THREADS=1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random parts, per shard (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--fail-after-shards", type=int, default=None, help=argparse.SUPPRESS)  # test hook
     return parser
 
 
-def _load_model(args: argparse.Namespace) -> tuple[nn.Module, list[nn.Module], Any, int, Sequence[float],
-                                                    Sequence[float]]:
+def _load_model(
+    args: argparse.Namespace,
+) -> tuple[nn.Module, list[nn.Module], Any, int, Sequence[float], Sequence[float]]:
     from pytorch_grad_cam.utils.find_layers import get_layer_by_name
 
     if args.model == "demo":
@@ -121,8 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         get_method(args.method)
-        for name, value, low in (("--batch-size", args.batch_size, 1), ("--num-workers", args.num_workers, 0),
-                                 ("--num-threads", args.num_threads, 1), ("--image-size", args.image_size, 1)):
+        for name, value, low in (
+            ("--batch-size", args.batch_size, 1),
+            ("--num-workers", args.num_workers, 0),
+            ("--num-threads", args.num_threads, 1),
+            ("--image-size", args.image_size, 1),
+        ):
             if value is not None and value < low:
                 raise CLIError(f"{name} must be at least {low}; got {value}")
         if not os.path.isdir(args.image_dir):
@@ -134,10 +169,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         factories = _metric_factories()
         metrics = {name: factories[name]() for name in dict.fromkeys(args.metric)}
         run = explain_dataset(
-            dataset, model, layers, args.output_dir, args.method,
-            reshape_transform=reshape, target=args.target, metrics=metrics, batch_size=args.batch_size,
-            num_workers=args.num_workers, map_dtype=args.map_dtype, aug_smooth=args.aug_smooth,
-            eigen_smooth=args.eigen_smooth, seed=args.seed, device=args.device, progress=not args.no_progress,
+            dataset,
+            model,
+            layers,
+            args.output_dir,
+            args.method,
+            reshape_transform=reshape,
+            target=args.target,
+            metrics=metrics,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            map_dtype=args.map_dtype,
+            aug_smooth=args.aug_smooth,
+            eigen_smooth=args.eigen_smooth,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.no_progress,
             fail_after_shards=args.fail_after_shards,
         )
         if run.rank == 0:

@@ -138,8 +138,7 @@ def _metric_values(name: str, metric: Callable[..., Any], batch: ExplainedBatch)
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.shape[0] != len(batch.targets):
         raise ValueError(
-            f"metrics[{name!r}] must return one value per image ({len(batch.targets)}); got shape "
-            f"{np.shape(values)}"
+            f"metrics[{name!r}] must return one value per image ({len(batch.targets)}); got shape {np.shape(values)}"
         )
     return array
 
@@ -204,8 +203,9 @@ def _resolve_device(device: torch.device | None, model: nn.Module, world_size: i
 def _seeded(seed: int, shard: int, device: torch.device) -> Iterator[None]:
     """Seed torch, numpy and ``random`` from ``(seed, shard)`` inside; the caller's states are restored."""
     state = int(np.random.SeedSequence([seed, shard]).generate_state(1)[0])
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     numpy_state, python_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(state)
@@ -253,8 +253,7 @@ def _unpack(batch: Any, size: int, shard: int) -> _Batch:
         )
     if not isinstance(images, torch.Tensor) or images.ndim not in (4, 5) or images.shape[0] != size:
         raise ValueError(
-            f"the images of batch {shard} must collate to a tensor of shape ({size}, C, H, W); got "
-            f"{describe(images)}"
+            f"the images of batch {shard} must collate to a tensor of shape ({size}, C, H, W); got {describe(images)}"
         )
     if labels is not None:
         labels = torch.as_tensor(labels).reshape(-1)
@@ -392,8 +391,9 @@ def explain_dataset(
         num_workers = loader.num_workers
         collate_fn = collate_fn or loader.collate_fn
     if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
-        raise TypeError(f"dataset must be a map-style torch Dataset (with __len__) or a DataLoader; "
-                        f"got {describe(dataset)}")
+        raise TypeError(
+            f"dataset must be a map-style torch Dataset (with __len__) or a DataLoader; got {describe(dataset)}"
+        )
     check_model(model)
     cam_class = get_method(method) if isinstance(method, str) else method
     if not (isinstance(cam_class, type) and issubclass(cam_class, CAMMethod)):
@@ -442,8 +442,9 @@ def explain_dataset(
         ranges = {k: np.arange(k * batch_size, min((k + 1) * batch_size, count), dtype=np.int64) for k in mine}
         done: dict[int, dict[str, np.ndarray]] = {}
         for shard in mine:
-            arrays = storage.load_shard(out / storage.shard_name(shard), ranges[shard], list(metrics),
-                                        _MAP_DTYPES[map_dtype])
+            arrays = storage.load_shard(
+                out / storage.shard_name(shard), ranges[shard], list(metrics), _MAP_DTYPES[map_dtype]
+            )
             if arrays is not None:
                 done[shard] = arrays
         pending = [k for k in mine if k not in done]
@@ -460,17 +461,36 @@ def explain_dataset(
                 pin_memory=run_device.type == "cuda",
                 generator=torch.Generator().manual_seed(seed),  # worker seeds; the global RNG is not drawn from
             )
-            bar = tqdm(total=len(mine), initial=len(done), unit="batch", disable=not progress or group.rank != 0,
-                       desc=f"explaining ({group.world_size} process{'es' if group.world_size > 1 else ''})")
+            bar = tqdm(
+                total=len(mine),
+                initial=len(done),
+                unit="batch",
+                disable=not progress or group.rank != 0,
+                desc=f"explaining ({group.world_size} process{'es' if group.world_size > 1 else ''})",
+            )
             # CAMMethod declares no constructor; every CAM class takes these keywords
             make_cam: Callable[..., CAMMethod] = cam_class
-            with make_cam(model=model, target_layers=list(target_layers), reshape_transform=reshape_transform,
-                          **dict(method_kwargs or {})) as cam:
+            with make_cam(
+                model=model,
+                target_layers=list(target_layers),
+                reshape_transform=reshape_transform,
+                **dict(method_kwargs or {}),
+            ) as cam:
                 try:
                     for shard, batch in zip(pending, data):
                         arrays = _explain_batch(
-                            cam, model, _unpack(batch, len(ranges[shard]), shard), ranges[shard], shard,
-                            run_device, target, metrics, map_dtype, aug_smooth, eigen_smooth, seed,
+                            cam,
+                            model,
+                            _unpack(batch, len(ranges[shard]), shard),
+                            ranges[shard],
+                            shard,
+                            run_device,
+                            target,
+                            metrics,
+                            map_dtype,
+                            aug_smooth,
+                            eigen_smooth,
+                            seed,
                         )
                         fault = None
                         if fail_after is not None and len(written) >= fail_after:
@@ -481,8 +501,9 @@ def explain_dataset(
                         bar.update(1)
                 finally:
                     bar.close()
-        storage.write_rank_index(out / storage.rank_index_name(group.rank, group.world_size),
-                                 [row for k in mine for row in rows[k]])
+        storage.write_rank_index(
+            out / storage.rank_index_name(group.rank, group.world_size), [row for k in mine for row in rows[k]]
+        )
         group.barrier()
         if group.rank == 0:
             _merge_indexes(out, group.world_size, count, list(metrics))
@@ -527,8 +548,9 @@ def _explain_batch(
         callables = [ClassifierOutputTarget(c) for c in classes]
         cams = cam.compute(inputs, callables, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth).detach()
         explained = ExplainedBatch(inputs, cams, classes, callables, model, cam, batch.fields)
-        values = {storage.METRIC_PREFIX + name: _metric_values(name, metric, explained)
-                  for name, metric in metrics.items()}
+        values = {
+            storage.METRIC_PREFIX + name: _metric_values(name, metric, explained) for name, metric in metrics.items()
+        }
     scores = logits[torch.arange(len(classes), device=logits.device), torch.tensor(classes, device=logits.device)]
     ids = batch.ids if batch.ids is not None else [str(i) for i in indices.tolist()]
     labels = batch.labels.cpu().numpy().astype(np.int64) if batch.labels is not None else np.full(len(classes), -1)

@@ -56,8 +56,9 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], object],
-                 fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
+def atomic_write(
+    path: Path, write: Callable[[io.BufferedWriter], object], fault: Callable[[io.BufferedWriter], None] | None = None
+) -> None:
     """Write ``path`` through a temporary file and ``os.replace``: the final name never holds a partial file.
 
     Args:
@@ -98,16 +99,18 @@ def remove_temporary_files(output_dir: Path) -> int:
 
 
 # --------------------------------------------------------------------------------------------------- shards
-def write_shard(path: Path, arrays: Mapping[str, np.ndarray],
-                fault: Callable[[io.BufferedWriter], None] | None = None) -> None:
+def write_shard(
+    path: Path, arrays: Mapping[str, np.ndarray], fault: Callable[[io.BufferedWriter], None] | None = None
+) -> None:
     """Write one shard (uncompressed ``.npz``) atomically."""
     # numpy's stub gives savez a ``allow_pickle: bool`` keyword, which mypy matches against ``**arrays``;
     # the shard keys (SHARD_KEYS and "metric__..." names) never include it.
     atomic_write(path, lambda handle: np.savez(handle, **arrays), fault)  # type: ignore[arg-type]
 
 
-def load_shard(path: Path, expected_indices: np.ndarray, metric_names: Sequence[str],
-               map_dtype: np.dtype) -> dict[str, np.ndarray] | None:
+def load_shard(
+    path: Path, expected_indices: np.ndarray, metric_names: Sequence[str], map_dtype: np.dtype
+) -> dict[str, np.ndarray] | None:
     """Read a finished shard and check it; ``None`` (with a warning) when it is missing, partial or foreign.
 
     Every array is read in full, so a damaged file (bad zip CRC, truncated data) is detected.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,3 +19,7 @@ ReshapeTransform = Callable[[Any], torch.Tensor]
 Reshape = ReshapeTransform | None
 #: The targets of one call: one per image, or ``None`` for the method's default (each image's top class).
 Targets = list[Target] | None
+#: The targets a metric is given: one per image, or ``None`` for each image's top class.
+TargetSequence = Sequence[Target] | None
+#: Maps ``(B, H, W)`` as a numpy array or a tensor (a metric's ``cams``).
+Maps = np.ndarray | torch.Tensor

@@ -113,9 +113,7 @@ def save_demo_model(model: DemoCNN, path: str | Path, metadata: dict[str, Any] |
         path: the output file.
         metadata: extra JSON-like facts to store (accuracy, seed, ...), read back by :func:`load_demo_model`.
     """
-    state = {
-        key: value.half() if value.is_floating_point() else value for key, value in model.state_dict().items()
-    }
+    state = {key: value.half() if value.is_floating_point() else value for key, value in model.state_dict().items()}
     payload = {
         "state_dict": state,
         "widths": list(model.widths),
@@ -153,7 +151,8 @@ def load_demo_model(device: str | torch.device = "cpu", path: str | Path | None 
     if classes != DEMO_CLASSES:
         raise ValueError(f"the weights file {path} is for classes {classes}; this version expects {DEMO_CLASSES}")
     model = DemoCNN(len(classes), payload["widths"])
-    model.load_state_dict({key: value.float() if value.is_floating_point() else value
-                           for key, value in payload["state_dict"].items()})
+    model.load_state_dict(
+        {key: value.float() if value.is_floating_point() else value for key, value in payload["state_dict"].items()}
+    )
     model.metadata = dict(payload.get("metadata", {}))
     return model.to(device).eval()

@@ -84,15 +84,23 @@ def _regular_star(points: int, inner: float) -> np.ndarray:
 _CROSS_ARM = 0.34
 _POLYGONS: dict[str, np.ndarray] = {
     "square": 0.8 * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64),
-    "triangle": 1.1 * np.array(
-        [[np.sin(a), -np.cos(a)] for a in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)], dtype=np.float64
-    ),
+    "triangle": 1.1
+    * np.array([[np.sin(a), -np.cos(a)] for a in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)], dtype=np.float64),
     "star": 1.1 * _regular_star(5, 0.45),
     "cross": np.array(
         [
-            [-_CROSS_ARM, -1], [_CROSS_ARM, -1], [_CROSS_ARM, -_CROSS_ARM], [1, -_CROSS_ARM],
-            [1, _CROSS_ARM], [_CROSS_ARM, _CROSS_ARM], [_CROSS_ARM, 1], [-_CROSS_ARM, 1],
-            [-_CROSS_ARM, _CROSS_ARM], [-1, _CROSS_ARM], [-1, -_CROSS_ARM], [-_CROSS_ARM, -_CROSS_ARM],
+            [-_CROSS_ARM, -1],
+            [_CROSS_ARM, -1],
+            [_CROSS_ARM, -_CROSS_ARM],
+            [1, -_CROSS_ARM],
+            [1, _CROSS_ARM],
+            [_CROSS_ARM, _CROSS_ARM],
+            [_CROSS_ARM, 1],
+            [-_CROSS_ARM, 1],
+            [-_CROSS_ARM, _CROSS_ARM],
+            [-1, _CROSS_ARM],
+            [-1, -_CROSS_ARM],
+            [-_CROSS_ARM, -_CROSS_ARM],
         ],
         dtype=np.float64,
     ),

@@ -92,8 +92,13 @@ def train(
     """
     if seed in _RESERVED_SEEDS:
         raise ValueError(f"seed must not be one of the held-out seeds {_RESERVED_SEEDS}; got {seed}")
-    for name, value in (("epochs", epochs), ("train_size", train_size), ("heldout_size", heldout_size),
-                        ("batch_size", batch_size), ("threads", threads)):
+    for name, value in (
+        ("epochs", epochs),
+        ("train_size", train_size),
+        ("heldout_size", heldout_size),
+        ("batch_size", batch_size),
+        ("threads", threads),
+    ):
         check_positive_int(value, name)
     start = time.perf_counter()
     torch.set_num_threads(threads)
@@ -102,8 +107,10 @@ def train(
 
     train_images, train_labels = _tensors(SceneDataset(train_size, seed))
     heldout_images, heldout_labels = _tensors(SceneDataset(heldout_size, HELDOUT_SEED))
-    print(f"generated {train_size} training and {heldout_size} held-out scenes "
-          f"in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"generated {train_size} training and {heldout_size} held-out scenes in {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
 
     model = DemoCNN()
     parameters = sum(p.numel() for p in model.parameters())
@@ -162,9 +169,12 @@ def train(
             "machine": platform.machine(),
         },
     )
-    print(f"final held-out accuracy {heldout_accuracy:.4f} on {heldout_size} scenes; "
-          f"wall time {wall_time:.1f} s; {parameters} parameters; weights written to {out} "
-          f"({Path(out).stat().st_size / 1e6:.2f} MB)", flush=True)
+    print(
+        f"final held-out accuracy {heldout_accuracy:.4f} on {heldout_size} scenes; "
+        f"wall time {wall_time:.1f} s; {parameters} parameters; weights written to {out} "
+        f"({Path(out).stat().st_size / 1e6:.2f} MB)",
+        flush=True,
+    )
     return results
 
 
@@ -180,8 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    train(args.out, args.epochs, args.seed, args.train_size, args.heldout_size, args.batch_size, args.lr,
-          args.threads)
+    train(args.out, args.epochs, args.seed, args.train_size, args.heldout_size, args.batch_size, args.lr, args.threads)
 
 
 if __name__ == "__main__":

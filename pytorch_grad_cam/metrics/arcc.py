@@ -22,7 +22,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import as_tensor, check_callable, check_input_tensor, check_model, check_targets
 from pytorch_grad_cam.core.model import eval_mode, model_input
-from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Maps, TargetSequence
 from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
 from pytorch_grad_cam.metrics.road import ROADCombined
 
@@ -62,7 +62,7 @@ def batch_pearson_coherency(A: np.ndarray | torch.Tensor, B: np.ndarray | torch.
 class Complexity:
     """The mean absolute value of the map, ``||m||_1 / (H W)``: 0 for an empty map, 1 for a full one."""
 
-    def __call__(self, grayscale_cams: np.ndarray | torch.Tensor) -> np.ndarray:
+    def __call__(self, grayscale_cams: Maps) -> np.ndarray:
         cams = as_tensor(grayscale_cams, "grayscale_cams")
         if cams.ndim < 2:
             raise ValueError(f"grayscale_cams must have shape (B, H, W); got {tuple(cams.shape)}")
@@ -75,8 +75,8 @@ class Coherency:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        grayscale_cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        grayscale_cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         base_method: Callable[..., np.ndarray | torch.Tensor],
     ) -> np.ndarray:
@@ -110,11 +110,7 @@ class ARCC:
         self.base_method = base_method
 
     def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        grayscale_cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
-        model: nn.Module,
+        self, input_tensor: torch.Tensor, grayscale_cams: Maps, targets: TargetSequence, model: nn.Module
     ) -> np.ndarray:
         """ARCC per image, ``(B,)``; ``targets=None`` fixes the top class of each unperturbed image."""
         model = check_model(model)

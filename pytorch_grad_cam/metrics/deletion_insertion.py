@@ -19,7 +19,7 @@ All ``B (n + 1)`` images are built on the model's device and evaluated in chunks
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from pytorch_grad_cam.core.checks import (
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.perturbation import gaussian_blur
 from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Maps, TargetSequence
 from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
 
 __all__ = ["DeletionAUC", "InsertionAUC", "auc", "gaussian_blur"]
@@ -108,8 +109,8 @@ class _PixelOrderMetric:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_curves: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

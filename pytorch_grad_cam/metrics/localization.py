@@ -24,12 +24,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pytorch_grad_cam.core.types import Maps
 from pytorch_grad_cam.metrics.pointing_game import check_maps, check_maps_and_masks, energy_pointing_game
 
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy"]
 
 
-def relevance_mass_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+def relevance_mass_accuracy(cams: Maps, masks: np.ndarray | torch.Tensor) -> np.ndarray:
     """The share of each map's positive relevance inside its mask (Arras et al. 2022,
     https://arxiv.org/abs/2003.07258): ``Σ_p ReLU(cam) · mask / Σ_p ReLU(cam)``.
 
@@ -43,7 +44,7 @@ def relevance_mass_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray |
     return energy_pointing_game(check_maps(cams, "cams").clamp_min(0), masks)
 
 
-def relevance_rank_accuracy(cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+def relevance_rank_accuracy(cams: Maps, masks: np.ndarray | torch.Tensor) -> np.ndarray:
     """The share of the ``K = |mask|`` highest-ranked pixels of each map that lie inside its mask (Arras et al.
     2022, https://arxiv.org/abs/2003.07258): ``|top_K(cam) ∩ mask| / K``, ties at the ``K``-th value shared.
 

@@ -43,6 +43,7 @@ from pytorch_grad_cam.core.checks import (
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.outputs import default_targets, target_scores
 from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Maps, TargetSequence
 
 Perturbation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -78,7 +79,7 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
 def score_batches(
     model: nn.Module,
     inputs: torch.Tensor,
-    targets: Sequence[Target] | None,
+    targets: TargetSequence,
     batch_size: int | None,
     transform: Callable[[Any], Any] | None = None,
 ) -> tuple[torch.Tensor, list[Target]]:
@@ -99,10 +100,10 @@ def score_batches(
     used: list[Target] = []
     with torch.no_grad():
         for start in range(0, inputs.shape[0], size):
-            outputs = model(model_input(inputs[start:start + size], model))
+            outputs = model(model_input(inputs[start : start + size], model))
             if transform is not None:
                 outputs = transform(outputs)
-            chunk = default_targets(outputs) if targets is None else list(targets[start:start + size])
+            chunk = default_targets(outputs) if targets is None else list(targets[start : start + size])
             scores.append(target_scores(chunk, outputs, start))
             used.extend(chunk)
     return torch.cat(scores), used
@@ -135,8 +136,8 @@ class PerturbationConfidenceMetric:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: bool = False,
         return_diff: bool = True,
@@ -292,9 +293,7 @@ class AveragerAcrossThresholds:
     """
 
     def __init__(
-        self,
-        imputer: Callable[[float], Any],
-        percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90),
+        self, imputer: Callable[[float], Any], percentiles: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
     ) -> None:
         check_callable(imputer, "imputer", allow_none=False, example="ROADMostRelevantFirst (a metric class)")
         if isinstance(percentiles, (str, bytes)) or not isinstance(percentiles, Sequence) or not percentiles:
@@ -306,8 +305,8 @@ class AveragerAcrossThresholds:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, torch.Tensor]:
@@ -352,4 +351,3 @@ class AveragerAcrossThresholds:
                 if keep_images:
                     kept.append(perturbed)
         return torch.stack(scores), (torch.stack(kept) if keep_images else None)
-

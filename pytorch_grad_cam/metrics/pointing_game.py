@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_grad_cam.core.checks import as_tensor, check_real
+from pytorch_grad_cam.core.types import Maps
 
 __all__ = ["check_maps", "check_maps_and_masks", "energy_pointing_game", "pointing_game"]
 
@@ -55,9 +56,7 @@ def check_maps_and_masks(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Ten
     cam_tensor = check_maps(cams, "cams")
     mask_tensor = as_tensor(masks, "masks").detach()
     if mask_tensor.shape != cam_tensor.shape:
-        raise ValueError(
-            f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}"
-        )
+        raise ValueError(f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}")
     mask_tensor = mask_tensor.to(cam_tensor.device)
     if mask_tensor.dtype != torch.bool:
         if mask_tensor.is_complex() or not ((mask_tensor == 0) | (mask_tensor == 1)).all():
@@ -86,9 +85,7 @@ def _dilate(masks: torch.Tensor, tolerance: float) -> torch.Tensor:
     return spread[:, 0] > 0.5
 
 
-def pointing_game(
-    cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor, tolerance: float = 0
-) -> np.ndarray:
+def pointing_game(cams: Maps, masks: np.ndarray | torch.Tensor, tolerance: float = 0) -> np.ndarray:
     """Whether each map's maximum falls on its object (Zhang et al. 2016, https://arxiv.org/abs/1608.00507).
 
     ``hit_i = ∀ p ∈ argmax(cam_i): dist(p, mask_i) ≤ tolerance`` — every pixel that reaches the maximum must lie
@@ -112,7 +109,7 @@ def pointing_game(
     return hits.cpu().numpy()
 
 
-def energy_pointing_game(cams: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+def energy_pointing_game(cams: Maps, masks: np.ndarray | torch.Tensor) -> np.ndarray:
     """The share of each map's energy inside its mask (Wang et al. 2020, https://arxiv.org/abs/1910.01279).
 
     ``proportion_i = Σ_p cam_i(p) mask_i(p) / Σ_p cam_i(p)``; a map that is zero everywhere scores 0 (with a
@@ -135,8 +132,7 @@ def energy_pointing_game(cams: np.ndarray | torch.Tensor, masks: np.ndarray | to
     zero = total == 0
     if zero.any():
         warnings.warn(
-            f"cams of image(s) {torch.nonzero(zero).flatten().tolist()} are zero everywhere: energy 0",
-            stacklevel=2,
+            f"cams of image(s) {torch.nonzero(zero).flatten().tolist()} are zero everywhere: energy 0", stacklevel=2
         )
     proportion = torch.where(zero, torch.zeros_like(total), inside / torch.where(zero, torch.ones_like(total), total))
     return proportion.cpu().numpy().astype(np.float64)

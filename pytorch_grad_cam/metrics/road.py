@@ -32,7 +32,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import check_int, check_real, describe
 from pytorch_grad_cam.core.model import eval_mode
-from pytorch_grad_cam.core.targets import Target
+from pytorch_grad_cam.core.types import Maps, TargetSequence
 from pytorch_grad_cam.metrics.perturbation_confidence import (
     AveragerAcrossThresholds,
     PerturbationConfidenceMetric,
@@ -209,45 +209,48 @@ class NoisyLinearImputer:
 
 
 class _ROADMetric(PerturbationConfidenceMetric):
-    """ROAD metrics take 2-D images only."""
+    """A ROAD metric: the score change when :attr:`removal` imputes the pixels at or above a percentile of the
+    map (2-D images only)."""
 
     input_ndims = (4,)
+    #: The perturbation, :class:`RemoveMostRelevantFirst` or :class:`RemoveLeastRelevantFirst`.
+    removal: type[RemoveMostRelevantFirst] | type[RemoveLeastRelevantFirst]
+
+    #: The percentile when none is given.
+    default_percentile: float
+
+    def __init__(
+        self, percentile: float | str | None = None, *, batch_size: int | None = None, imputer: Any = None
+    ) -> None:
+        chosen = self.default_percentile if percentile is None else percentile
+        imputer = imputer if imputer is not None else NoisyLinearImputer()
+        super().__init__(self.removal(chosen, imputer), batch_size=batch_size)
 
 
 class ROADMostRelevantFirst(_ROADMetric):
     """``s(impute(x, cam ≥ P_p(cam))) - s(x)``: the score change when the most relevant pixels are imputed.
 
     Args:
-        percentile: the pixels at or above this percentile of the map are imputed (``'auto'``: Otsu).
+        percentile: the pixels at or above this percentile of the map are imputed (``'auto'``: Otsu); 80.
         batch_size: images per forward pass (``None``: the whole batch).
         imputer: the imputer (default :class:`NoisyLinearImputer` with noise 0.01).
     """
 
-    def __init__(
-        self, percentile: float | str = 80, *, batch_size: int | None = None, imputer: Any = None
-    ) -> None:
-        super().__init__(
-            RemoveMostRelevantFirst(percentile, imputer if imputer is not None else NoisyLinearImputer()),
-            batch_size=batch_size,
-        )
+    removal = RemoveMostRelevantFirst
+    default_percentile = 80
 
 
 class ROADLeastRelevantFirst(_ROADMetric):
     """``s(impute(x, 1 - cam ≥ P_p(1 - cam))) - s(x)``: the score change when the least relevant pixels go.
 
     Args:
-        percentile: the pixels at or above this percentile of ``1 - cam`` are imputed (``'auto'``: Otsu).
+        percentile: the pixels at or above this percentile of ``1 - cam`` are imputed (``'auto'``: Otsu); 20.
         batch_size: images per forward pass (``None``: the whole batch).
         imputer: the imputer (default :class:`NoisyLinearImputer` with noise 0.01).
     """
 
-    def __init__(
-        self, percentile: float | str = 20, *, batch_size: int | None = None, imputer: Any = None
-    ) -> None:
-        super().__init__(
-            RemoveLeastRelevantFirst(percentile, imputer if imputer is not None else NoisyLinearImputer()),
-            batch_size=batch_size,
-        )
+    removal = RemoveLeastRelevantFirst
+    default_percentile = 20
 
 
 class ROADMostRelevantFirstAverage(AveragerAcrossThresholds):
@@ -282,8 +285,8 @@ class ROADCombined:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: Literal[False] = False,
     ) -> np.ndarray: ...
@@ -291,8 +294,8 @@ class ROADCombined:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: Literal[True],
     ) -> tuple[np.ndarray, dict[str, torch.Tensor]]: ...
@@ -300,16 +303,16 @@ class ROADCombined:
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: bool,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, torch.Tensor]]: ...
     def __call__(
         self,
         input_tensor: torch.Tensor,
-        cams: np.ndarray | torch.Tensor,
-        targets: Sequence[Target] | None,
+        cams: Maps,
+        targets: TargetSequence,
         model: nn.Module,
         return_visualization: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, torch.Tensor]]:

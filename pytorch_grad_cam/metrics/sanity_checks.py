@@ -35,7 +35,8 @@ from pytorch_grad_cam.core.checks import check_callable, check_choice, check_mod
 from pytorch_grad_cam.core.model import eval_mode
 from pytorch_grad_cam.core.perturbation import progress_bar
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
-from pytorch_grad_cam.core.targets import ClassifierOutputTarget, Target
+from pytorch_grad_cam.core.targets import ClassifierOutputTarget
+from pytorch_grad_cam.core.types import TargetSequence
 from pytorch_grad_cam.metrics.pointing_game import check_maps
 
 __all__ = ["RandomizationResult", "model_randomization_check", "spearman_correlation", "ssim"]
@@ -144,9 +145,11 @@ class RandomizationResult:
         return "sensitive" if float(self.similarity.min()) < self.threshold else "insensitive"
 
     def __str__(self) -> str:
-        lines = [f"{self.mode} randomisation: {self.verdict} (min mean {self.metric} "
-                 f"{self.similarity.min():.3f}, threshold {self.threshold})",
-                 f"{'layer':<32} {'spearman':>9} {'ssim':>7}"]
+        lines = [
+            f"{self.mode} randomisation: {self.verdict} (min mean {self.metric} "
+            f"{self.similarity.min():.3f}, threshold {self.threshold})",
+            f"{'layer':<32} {'spearman':>9} {'ssim':>7}",
+        ]
         for name, rho, structure in zip(self.layers, self.spearman.mean(axis=1), self.ssim.mean(axis=1)):
             lines.append(f"{name:<32} {rho:>9.3f} {structure:>7.3f}")
         return "\n".join(lines)
@@ -174,7 +177,7 @@ def model_randomization_check(
     explainer: Explainer,
     model: nn.Module,
     input_tensor: torch.Tensor,
-    targets: Sequence[Target] | None = None,
+    targets: TargetSequence = None,
     mode: str = "cascading",
     layers: Sequence[nn.Module] | None = None,
     metric: str = "spearman",

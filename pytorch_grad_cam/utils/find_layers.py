@@ -53,9 +53,7 @@ def find_layer_types_recursive(model: nn.Module, layer_types: Sequence[type]) ->
     return find_layer_predicate_recursive(model, lambda layer: type(layer) in layer_types)
 
 
-def find_layer_predicate_recursive(
-    model: nn.Module, predicate: Callable[[nn.Module], bool]
-) -> list[nn.Module]:
+def find_layer_predicate_recursive(model: nn.Module, predicate: Callable[[nn.Module], bool]) -> list[nn.Module]:
     """All submodules (depth-first, pre-order, ``model`` itself excluded) for which ``predicate`` is true."""
     found: list[nn.Module] = []
     for child in model._modules.values():

@@ -67,9 +67,7 @@ def _check_float_image(img: Any, name: str = "img") -> np.ndarray:
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3)):
         raise ValueError(f"{name} must have shape (H, W, 3), (H, W, 1) or (H, W); got {img.shape}")
     if img.size and np.max(img) > 1:
-        raise ValueError(
-            f"{name} must be np.float32 with values in the range [0, 1]; got a maximum of {np.max(img)}"
-        )
+        raise ValueError(f"{name} must be np.float32 with values in the range [0, 1]; got a maximum of {np.max(img)}")
     return img if img.ndim == 3 else img[:, :, None]
 
 
@@ -119,9 +117,7 @@ def show_cam_on_image(
 
 
 def preprocess_image(
-    img: np.ndarray,
-    mean: Sequence[float] = (0.5, 0.5, 0.5),
-    std: Sequence[float] = (0.5, 0.5, 0.5),
+    img: np.ndarray, mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)
 ) -> torch.Tensor:
     """Turn an ``(H, W, C)`` image into a normalised ``(1, C, H, W)`` tensor: ``(img - mean) / std``.
 
@@ -152,9 +148,7 @@ def preprocess_image(
     std_t = torch.as_tensor(std, dtype=tensor.dtype).reshape(-1)
     for name, values in (("mean", mean_t), ("std", std_t)):
         if values.numel() not in (1, channels):
-            raise ValueError(
-                f"{name} must have one value per channel ({channels}); got {values.numel()} values"
-            )
+            raise ValueError(f"{name} must have one value per channel ({channels}); got {values.numel()} values")
     if bool((std_t == 0).any()):
         raise ValueError(f"std must not contain zeros; got {std}")
     normalised = (tensor - mean_t[:, None, None]) / std_t[:, None, None]
@@ -195,9 +189,7 @@ def scale_accross_batch_and_channels(
 
 
 def create_labels_legend(
-    concept_scores: np.ndarray | torch.Tensor,
-    labels: Mapping[int, str] | Sequence[str],
-    top_k: int = 2,
+    concept_scores: np.ndarray | torch.Tensor, labels: Mapping[int, str] | Sequence[str], top_k: int = 2
 ) -> list[str]:
     """One legend entry per concept: its ``top_k`` categories as ``"label:score"`` lines.
 
@@ -229,9 +221,7 @@ def create_labels_legend(
     return legend
 
 
-def _render_legend(
-    colors: Sequence[np.ndarray], concept_labels: Sequence[str], height: int, width: int
-) -> np.ndarray:
+def _render_legend(colors: Sequence[np.ndarray], concept_labels: Sequence[str], height: int, width: int) -> np.ndarray:
     """Draw the concept legend as an ``(height, width, 3)`` uint8 RGB panel (off-screen Agg canvas)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -284,8 +274,7 @@ def show_factorization_on_image(
     image_weight = check_real(image_weight, "image_weight", 0, 1)
     if explanations.ndim != 3 or explanations.shape[1:] != img.shape[:2]:
         raise ValueError(
-            f"explanations must have shape (n_components, H, W) with (H, W) = {img.shape[:2]}; "
-            f"got {explanations.shape}"
+            f"explanations must have shape (n_components, H, W) with (H, W) = {img.shape[:2]}; got {explanations.shape}"
         )
     n_components = explanations.shape[0]
     if n_components == 0:

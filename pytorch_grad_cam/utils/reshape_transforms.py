@@ -64,9 +64,7 @@ def _swin_other_side(tokens: int, given: int) -> int:
     return tokens // given
 
 
-def swinT_reshape_transform(
-    tensor: torch.Tensor, height: int | None = None, width: int | None = None
-) -> torch.Tensor:
+def swinT_reshape_transform(tensor: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
     """Swin Transformer activations → ``(B, C, H, W)``.
 
     Accepts the ``(B, H, W, C)`` layout of torchvision's ``swin_t`` stages (channels moved first) and
@@ -119,10 +117,7 @@ def swinT_reshape_transform(
 
 
 def vit_reshape_transform(
-    tensor: torch.Tensor,
-    height: int | None = None,
-    width: int | None = None,
-    num_extra_tokens: int | None = None,
+    tensor: torch.Tensor, height: int | None = None, width: int | None = None, num_extra_tokens: int | None = None
 ) -> torch.Tensor:
     """Vision Transformer tokens ``(B, N, C)`` → ``(B, C, height, width)``, dropping the leading extra tokens.
 

@@ -72,8 +72,7 @@ def get_2d_projection_kernel(
     tensor = _checked(activation_batch, "activation_batch")
     rows = centered_rows(tensor).detach().cpu().numpy()
     projections = [
-        KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(image_rows)[:, 0]
-        for image_rows in rows
+        KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(image_rows)[:, 0] for image_rows in rows
     ]
     result = torch.from_numpy(np.asarray(projections, dtype=np.float32)).reshape(tensor.shape[0], *tensor.shape[2:])
     return _like(result.to(tensor.device), activation_batch)

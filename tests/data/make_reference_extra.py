@@ -86,8 +86,14 @@ SESS_CASES = {
     "SESS/one/custom": (
         "one",
         True,
-        {"scales": [16, 24, 30], "window_size": 16, "step_size": 6, "pre_filter_ratio": 0.5, "theta": 0.1,
-         "batch_size": 5},
+        {
+            "scales": [16, 24, 30],
+            "window_size": 16,
+            "step_size": 6,
+            "pre_filter_ratio": 0.5,
+            "theta": 0.1,
+            "batch_size": 5,
+        },
         {},
     ),
     "SESS/one/few_scales": ("one", True, {"num_scales": 3, "scale_step_ratio": 0.5}, {}),
