@@ -10,9 +10,10 @@ from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.core.outputs import row_scores
-from pytorch_grad_cam.core.perturbation import PerturbationCAM, gaussian_blur, progress_bar
+from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
 from pytorch_grad_cam.core.types import Reshape, TargetLayers
 

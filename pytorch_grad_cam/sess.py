@@ -11,12 +11,12 @@ from torch import nn
 
 from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
 from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real, describe
+from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.outputs import detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
 from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
 from pytorch_grad_cam.grad_cam import GradCAM
-from pytorch_grad_cam.utils.filters import gaussian_blur_reflect
 
 __all__ = ["SESS", "sliding_window", "window_starts"]
 
@@ -178,7 +178,7 @@ class SESS(CAMWrapper):
                     counts = counts + inside
         fused = total if self.pool == "max" else torch.where(counts > 0, total / counts.clamp_min(1), 0.0)
         if self.smooth:
-            fused = gaussian_blur_reflect(fused, SMOOTH_KERNEL_SIZE, SMOOTH_SIGMA)
+            fused = gaussian_blur(fused, SMOOTH_KERNEL_SIZE, SMOOTH_SIGMA, border="reflect101")
         return fused
 
     # --------------------------------------------------------------------------------------- the steps

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pytorch_grad_cam.core.checks import describe
-from pytorch_grad_cam.utils.filters import separable_filter
+from pytorch_grad_cam.core.filters import separable_filter
 
 __all__ = ["sobel_cam"]
 

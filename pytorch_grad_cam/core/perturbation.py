@@ -1,16 +1,16 @@
 """Shared machinery of the methods and metrics that run the model on perturbed inputs: validated batch sizes,
-progress bars, the Gaussian blur baseline and layout checks of perturbed layer outputs."""
+progress bars, the Gaussian blur baseline (:func:`~pytorch_grad_cam.core.filters.gaussian_blur`) and layout checks
+of perturbed layer outputs."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pytorch_grad_cam.core.base import BaseCAM
-from pytorch_grad_cam.core.checks import check_bool, check_int, check_positive_int, check_real
+from pytorch_grad_cam.core.checks import check_bool, check_positive_int
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import tensors_in
 from pytorch_grad_cam.core.types import Reshape, TargetLayers
@@ -73,25 +73,6 @@ def progress_bar(total: int, enabled: bool, description: str) -> Any:
     import tqdm
 
     return tqdm.tqdm(total=total, disable=not enabled, desc=description, leave=False)
-
-
-def gaussian_blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """Blur each channel of ``(B, C, H, W)`` images with a normalised separable Gaussian (edges replicated).
-
-    ``g(t) ∝ exp(-t² / (2 σ²))`` for ``t = -(k-1)/2 … (k-1)/2``, ``Σ g = 1``.
-    """
-    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd integer; got {kernel_size!r}")
-    sigma = check_real(sigma, "sigma", 0.0, low_open=True)
-    channels = images.shape[1]
-    t = torch.arange(kernel_size, dtype=torch.float32, device=images.device) - (kernel_size - 1) / 2
-    kernel = torch.exp(-(t**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(images.dtype)
-    half = kernel_size // 2
-    x = F.pad(images, (half, half, half, half), mode="replicate")
-    x = F.conv2d(x, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, kernel.reshape(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def noise_scale(input_tensor: torch.Tensor, noise_level: float) -> torch.Tensor:

@@ -35,8 +35,8 @@ from pytorch_grad_cam.core.checks import (
     check_targets,
     describe,
 )
+from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.model import eval_mode, model_input
-from pytorch_grad_cam.core.perturbation import gaussian_blur
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.types import Maps, TargetSequence
 from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
