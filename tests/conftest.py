@@ -31,6 +31,13 @@ def build_tiny_cnn() -> nn.Sequential:
     return model.eval()
 
 
+def golden_targets() -> list:
+    """The golden files' explicit targets (tests/data/GOLDEN.md): classes 1 and 3 for the two images."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
+
+
 def hook_count(model: nn.Module) -> int:
     """Number of forward / backward / pre-forward hooks left on any module of ``model``."""
     return sum(

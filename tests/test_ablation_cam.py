@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 from torch import nn
 
 from pytorch_grad_cam import AblationCAM, AblationLayer, AblationLayerFasterRCNN, AblationLayerVit
@@ -15,10 +15,6 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 TOL = 1e-5
 STRATEGIES = ["auto", "fast", "full"]
-
-
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
 
 
 class RecordingAblationCAM(AblationCAM):
@@ -36,7 +32,7 @@ class RecordingAblationCAM(AblationCAM):
 def test_golden(tiny_cnn, golden_input, golden, key, strategy):
     _, layers, variant = key.split("/")
     target_layers = [tiny_cnn[6]] if layers == "one" else [tiny_cnn[4], tiny_cnn[6]]
-    targets = None if variant == "argmax" else _targets()
+    targets = None if variant == "argmax" else golden_targets()
     cam = AblationCAM(tiny_cnn, target_layers, batch_size=16, strategy=strategy, progress=False)
     result = cam(golden_input, targets)
     assert result.dtype == np.float32
@@ -48,7 +44,7 @@ def test_golden(tiny_cnn, golden_input, golden, key, strategy):
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
 def test_batch_size_does_not_change_the_result(tiny_cnn, golden_input, golden, batch_size):
     cam = AblationCAM(tiny_cnn, [tiny_cnn[6]], batch_size=batch_size, progress=False)
-    np.testing.assert_allclose(cam(golden_input, _targets()), golden["AblationCAM/one/targets"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(cam(golden_input, golden_targets()), golden["AblationCAM/one/targets"], atol=TOL, rtol=0)
 
 
 # ------------------------------------------------------------------------------------ hand-computed
@@ -155,7 +151,7 @@ def test_unablated_channels_get_weight_zero(tiny_cnn, golden_input):
     rows = []
     handle = tiny_cnn[9].register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
     cam = RecordingAblationCAM(tiny_cnn, [tiny_cnn[6]], ratio_channels_to_ablate=0.25, strategy="full", progress=False)
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     handle.remove()
     weights = cam.recorded[0]
     assert sum(rows) == 2 + 2 * 16  # the first pass, then 2 x 8 channels (the highest and lowest) per image
@@ -310,7 +306,7 @@ def test_batch_size_attribute_is_checked(tiny_cnn, golden_input, golden):
     cam = AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)
     assert cam.batch_size == 32
     cam.batch_size = 16
-    np.testing.assert_allclose(cam(golden_input, _targets()), golden["AblationCAM/one/targets"], atol=TOL)
+    np.testing.assert_allclose(cam(golden_input, golden_targets()), golden["AblationCAM/one/targets"], atol=TOL)
     with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
         cam.batch_size = 0
     with pytest.raises(TypeError, match="batch_size must be a positive int; got str"):
@@ -352,12 +348,12 @@ def test_state_restored_and_no_hooks_after_a_bad_target(tiny_cnn, golden_input):
     assert hook_count(tiny_cnn) == 0
     assert all(module.training for module in tiny_cnn.modules())
     assert [p.requires_grad for p in tiny_cnn.parameters()] == flags
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     assert all(module.training for module in tiny_cnn.modules())
 
 
 def test_progress_bar_can_be_turned_off(tiny_cnn, golden_input, capsys):
-    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)(golden_input, _targets())
+    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=False)(golden_input, golden_targets())
     assert capsys.readouterr().err == ""
-    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=True)(golden_input, _targets())
+    AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=True)(golden_input, golden_targets())
     assert "AblationCAM" in capsys.readouterr().err

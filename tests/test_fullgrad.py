@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import build_tiny_cnn, hook_count
+from conftest import build_tiny_cnn, golden_targets, hook_count
 from torch import nn
 
 from pytorch_grad_cam import FullGrad
@@ -19,13 +19,9 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, RawScor
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 @pytest.mark.parametrize("key", ["FullGrad/one/targets", "FullGrad/one/argmax"])
 def test_golden(tiny_cnn, golden_input, golden, key):
-    targets = None if key.endswith("argmax") else _targets()
+    targets = None if key.endswith("argmax") else golden_targets()
     with pytest.warns(UserWarning, match="target_layers is ignored by FullGrad"):
         cam = FullGrad(tiny_cnn, [tiny_cnn[6]])
     result = cam(golden_input, targets)
@@ -39,14 +35,14 @@ def test_empty_target_layers_do_not_warn(tiny_cnn, golden_input, golden):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cam = FullGrad(tiny_cnn, [])
-    np.testing.assert_allclose(cam(golden_input, _targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(cam(golden_input, golden_targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
     # the reference's layer set: Conv2d and BatchNorm2d with a bias (not the final Linear)
     assert cam.bias_layers() == [tiny_cnn[0], tiny_cnn[2], tiny_cnn[3], tiny_cnn[5]]
     assert cam.target_layers == []
     every = FullGrad(tiny_cnn, [], all_bias_layers=True)
     assert every.bias_layers() == [tiny_cnn[0], tiny_cnn[2], tiny_cnn[3], tiny_cnn[5], tiny_cnn[9]]
     # the Linear classifier's output is no map: the wider set gives the same numbers here
-    np.testing.assert_allclose(every(golden_input, _targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(every(golden_input, golden_targets()), golden["FullGrad/one/targets"], atol=TOL, rtol=0)
 
 
 class ConvThenMean(nn.Module):
@@ -95,12 +91,12 @@ def test_batch_norm_bias_is_folded_with_running_statistics():
 def test_biases_are_read_at_call_time(golden_input):
     model = build_tiny_cnn()
     cam = FullGrad(model, [])
-    before = cam(golden_input, _targets())
+    before = cam(golden_input, golden_targets())
     with torch.no_grad():
         model[2].bias.mul_(-3.0)
         model[3].running_mean.add_(0.5)
-    after = cam(golden_input, _targets())
-    fresh = FullGrad(model, [])(golden_input, _targets())
+    after = cam(golden_input, golden_targets())
+    fresh = FullGrad(model, [])(golden_input, golden_targets())
     np.testing.assert_allclose(after, fresh, atol=1e-6)
     assert np.abs(after - before).max() > 1e-2
 
@@ -121,7 +117,7 @@ class WithUnusedLayers(nn.Module):
 
 def test_unused_bias_layers_add_nothing(golden_input, golden):
     model = WithUnusedLayers()
-    result = FullGrad(model, [])(golden_input, _targets())
+    result = FullGrad(model, [])(golden_input, golden_targets())
     np.testing.assert_allclose(result, golden["FullGrad/one/targets"], atol=TOL, rtol=0)
     assert hook_count(model) == 0
 
@@ -186,7 +182,7 @@ def test_channels_last_linear_counts_like_the_equivalent_convolution():
 
 def test_eigen_smooth_and_aug_smooth_run(tiny_cnn, golden_input):
     for kwargs in ({"eigen_smooth": True}, {"aug_smooth": True}):
-        result = FullGrad(tiny_cnn, [])(golden_input, _targets(), **kwargs)
+        result = FullGrad(tiny_cnn, [])(golden_input, golden_targets(), **kwargs)
         assert result.shape == (2, 24, 28) and np.isfinite(result).all()
         assert result.min() >= 0 and result.max() <= 1 + 1e-6 and result.max() > 0.5
 

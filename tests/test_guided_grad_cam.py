@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import golden_targets
 from torch import nn
 
 from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel, GuidedGradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def test_guided_gradcam_is_gradcam_times_guided_backprop(tiny_cnn, golden_input):
     layers = [tiny_cnn[6]]
     cam = GuidedGradCAM(tiny_cnn, layers)
-    result = cam(golden_input, _targets())
-    grad_cam = GradCAM(tiny_cnn, layers)(golden_input, _targets())
+    result = cam(golden_input, golden_targets())
+    grad_cam = GradCAM(tiny_cnn, layers)(golden_input, golden_targets())
     guided = GuidedBackpropReLUModel(tiny_cnn)(golden_input, target_category=[1, 3])
     magnitude = np.abs(guided).sum(-1)
     magnitude /= magnitude.max(axis=(1, 2), keepdims=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import golden_targets
 from torch import nn
 
 from pytorch_grad_cam import ISCAM, ScoreCAM
@@ -17,14 +18,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def test_iscam_with_one_step_is_scorecam(tiny_cnn, golden_input):
     layers = [tiny_cnn[6]]
-    score = ScoreCAM(tiny_cnn, layers, progress=False)(golden_input, _targets())
-    iscam = ISCAM(tiny_cnn, layers, num_samples=1, progress=False)(golden_input, _targets())
+    score = ScoreCAM(tiny_cnn, layers, progress=False)(golden_input, golden_targets())
+    iscam = ISCAM(tiny_cnn, layers, num_samples=1, progress=False)(golden_input, golden_targets())
     np.testing.assert_allclose(iscam, score, atol=TOL)
 
 

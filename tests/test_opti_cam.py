@@ -7,21 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 
 from pytorch_grad_cam import GradCAM, OptiCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def test_opti_cam_improves_its_objective_monotonically(tiny_cnn, golden_input):
     cam = OptiCAM(tiny_cnn, [tiny_cnn[6]], iterations=15, learning_rate=0.05, progress=False)
-    result = cam(golden_input, _targets())
+    result = cam(golden_input, golden_targets())
     history = cam.objective_history.numpy()
     assert history.shape == (16, 2)
     assert (np.diff(history, axis=0) >= -1e-6).all()
@@ -32,9 +27,9 @@ def test_opti_cam_improves_its_objective_monotonically(tiny_cnn, golden_input):
 def test_opti_cam_first_step_is_the_uniform_average(tiny_cnn, golden_input):
     """u = 0 at the start: w = 1/C, the objective is the score of x ⊙ norm(up(mean_c A_c))."""
     cam = OptiCAM(tiny_cnn, [tiny_cnn[6]], iterations=1, progress=False)
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     record = GradCAM(tiny_cnn, [tiny_cnn[6]])
-    record(golden_input, _targets())
+    record(golden_input, golden_targets())
     mean_map = record.activations_and_grads.activations[0].mean(1, keepdim=True)
     up = torch.nn.functional.interpolate(mean_map, size=(24, 28), mode="bilinear")
     low, high = up.amin((1, 2, 3), keepdim=True), up.amax((1, 2, 3), keepdim=True)
@@ -59,8 +54,8 @@ def test_opti_cam_bad_arguments(tiny_cnn, kwargs, error, message):
 
 def test_opti_cam_diff_objective_and_inference_mode(tiny_cnn, golden_input):
     cam = OptiCAM(tiny_cnn, [tiny_cnn[6]], iterations=3, objective="diff", progress=False)
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     assert (cam.objective_history <= 0).all()
     with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
-        cam(golden_input, _targets())
+        cam(golden_input, golden_targets())
     assert hook_count(tiny_cnn) == 0

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 from torch import nn
 
 from pytorch_grad_cam import PolyCAM, ScoreCAM
@@ -20,15 +20,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def test_poly_cam_single_layer_is_scorecam(tiny_cnn, golden_input):
     layers = [tiny_cnn[6]]
     np.testing.assert_allclose(
-        PolyCAM(tiny_cnn, layers, progress=False)(golden_input, _targets()),
-        ScoreCAM(tiny_cnn, layers, progress=False)(golden_input, _targets()),
+        PolyCAM(tiny_cnn, layers, progress=False)(golden_input, golden_targets()),
+        ScoreCAM(tiny_cnn, layers, progress=False)(golden_input, golden_targets()),
         atol=TOL,
     )
 

@@ -13,13 +13,12 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, build_tiny_cnn, hook_count
+from conftest import DATA, build_tiny_cnn, golden_targets, hook_count
 
 import pytorch_grad_cam
 from pytorch_grad_cam import SESS, GradCAM, GradCAMPlusPlus
 from pytorch_grad_cam.methods import METHOD_NAMES, get_method
 from pytorch_grad_cam.sobel_cam import sobel_cam
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,10 +29,6 @@ ATOL = 1e-5
 def reference() -> dict[str, np.ndarray]:
     with np.load(DATA / "reference_extra.npz") as data:
         return {key: data[key] for key in data.files}
-
-
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
 
 
 # ------------------------------------------------------------------------------------------------ sobel_cam
@@ -111,7 +106,7 @@ def test_sess_matches_the_reference(reference, golden_input, key):
     layers, with_targets, kwargs = SESS_CASES[key]
     model = build_tiny_cnn()
     cam = SESS(model, _layers(model, layers), **kwargs)
-    result = cam(golden_input, _targets() if with_targets else None)
+    result = cam(golden_input, golden_targets() if with_targets else None)
     assert result.dtype == np.float32 and result.shape == (2, 24, 28)
     np.testing.assert_allclose(result, reference[key], atol=ATOL, rtol=0)
     assert hook_count(model) == 0
@@ -124,8 +119,8 @@ def test_sess_positional_and_keyword_arguments_as_the_reference(reference, golde
     model = build_tiny_cnn()
     positional = SESS(model, [model[6]], None, GradCAM, [16, 24, 30], 12, 2 / 7, 16, 6, 0.5, 0.1, "mean", True, True, 5)
     expected = reference["SESS/one/custom"]
-    np.testing.assert_allclose(positional(golden_input, _targets(), False), expected, atol=ATOL, rtol=0)
-    np.testing.assert_allclose(positional.forward(golden_input, _targets(), False), expected, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(positional(golden_input, golden_targets(), False), expected, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(positional.forward(golden_input, golden_targets(), False), expected, atol=ATOL, rtol=0)
     keywords = SESS(
         model=model,
         target_layers=[model[6]],
@@ -138,24 +133,24 @@ def test_sess_positional_and_keyword_arguments_as_the_reference(reference, golde
         batch_size=5,
     )
     np.testing.assert_allclose(
-        keywords(input_tensor=golden_input, targets=_targets(), eigen_smooth=False), expected, atol=ATOL, rtol=0
+        keywords(input_tensor=golden_input, targets=golden_targets(), eigen_smooth=False), expected, atol=ATOL, rtol=0
     )
 
 
 def test_sess_wraps_a_cam_object_and_batching_does_not_matter(reference, golden_input):
     model = build_tiny_cnn()
     with SESS(base_method=GradCAM(model, [model[6]]), batch_size=3) as cam:
-        result = cam(golden_input, _targets())
+        result = cam(golden_input, golden_targets())
     np.testing.assert_allclose(result, reference["SESS/one/targets"], atol=ATOL, rtol=0)
     cam.batch_size = 100
-    np.testing.assert_allclose(cam(golden_input, _targets()), result, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(cam(golden_input, golden_targets()), result, atol=1e-6, rtol=0)
     assert cam.model is model and cam.target_layers == [model[6]]
 
 
 def test_sess_leaves_the_model_and_input_alone(golden_input):
     model = build_tiny_cnn().train()
     before = golden_input.clone()
-    SESS(model, [model[6]], num_scales=2)(golden_input, _targets())
+    SESS(model, [model[6]], num_scales=2)(golden_input, golden_targets())
     torch.testing.assert_close(golden_input, before)
     assert hook_count(model) == 0 and all(module.training for module in model.modules())
 
@@ -194,11 +189,11 @@ def test_sess_bad_arguments(tiny_cnn, kwargs, error, message):
 def test_sess_call_errors_are_clear(tiny_cnn, golden_input):
     cam = SESS(tiny_cnn, [tiny_cnn[6]], scales=[24, 20])
     with pytest.raises(ValueError, match="at least the window size 24; got 20"):
-        cam(golden_input, _targets())
+        cam(golden_input, golden_targets())
     with pytest.raises(ValueError, match=r"must be \(B, C, H, W\); got \(2, 3, 2, 24, 28\)"):
-        cam(golden_input[:, :, None].expand(2, 3, 2, 24, 28).contiguous(), _targets())
+        cam(golden_input[:, :, None].expand(2, 3, 2, 24, 28).contiguous(), golden_targets())
     with pytest.raises(ValueError, match="one entry per image"):
-        cam(golden_input, _targets()[:1])
+        cam(golden_input, golden_targets()[:1])
 
 
 # --------------------------------------------------------------------------------- ablation_cam_multilayer
@@ -229,7 +224,7 @@ def test_ablation_cam_multilayer_matches_the_reference(reference, golden_input, 
     _, layers, variant = key.split("/")
     model = build_tiny_cnn()
     result = AblationCAM(model, _layers(model, layers), progress=False)(
-        golden_input, _targets() if variant == "targets" else None
+        golden_input, golden_targets() if variant == "targets" else None
     )
     np.testing.assert_allclose(result, reference[key], atol=ATOL, rtol=0)
     assert hook_count(model) == 0
@@ -239,7 +234,7 @@ def test_ablation_cam_multilayer_on_one_layer_is_ablation_cam(golden, golden_inp
     from pytorch_grad_cam.ablation_cam_multilayer import AblationCAM
 
     model = build_tiny_cnn()
-    result = AblationCAM(model, [model[6]], batch_size=7, progress=False)(golden_input, _targets())
+    result = AblationCAM(model, [model[6]], batch_size=7, progress=False)(golden_input, golden_targets())
     np.testing.assert_allclose(result, golden["AblationCAM/one/targets"], atol=ATOL, rtol=0)
 
 
@@ -247,7 +242,7 @@ def test_ablation_cam_multilayer_needs_equal_channel_counts(tiny_cnn, golden_inp
     from pytorch_grad_cam.ablation_cam_multilayer import AblationCAM
 
     with pytest.raises(ValueError, match=r"same number of channels; got \[16, 32\]"):
-        AblationCAM(tiny_cnn, [tiny_cnn[4], tiny_cnn[6]], progress=False)(golden_input, _targets())
+        AblationCAM(tiny_cnn, [tiny_cnn[4], tiny_cnn[6]], progress=False)(golden_input, golden_targets())
 
 
 def test_ablation_layer_and_replace_layer_recursive(tiny_cnn, golden_input):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 from torch import nn
 
 from pytorch_grad_cam import ScoreCAM
@@ -16,15 +16,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 @pytest.mark.parametrize("key", ["ScoreCAM/one/targets", "ScoreCAM/one/argmax", "ScoreCAM/two/targets"])
 def test_golden(tiny_cnn, golden_input, golden, key):
     _, layers, variant = key.split("/")
     target_layers = [tiny_cnn[6]] if layers == "one" else [tiny_cnn[4], tiny_cnn[6]]
-    targets = None if variant == "argmax" else _targets()
+    targets = None if variant == "argmax" else golden_targets()
     result = ScoreCAM(tiny_cnn, target_layers, batch_size=16, progress=False)(golden_input, targets)
     assert result.dtype == np.float32 and result.shape == (2, 24, 28)
     np.testing.assert_allclose(result, golden[key], atol=TOL, rtol=0)
@@ -39,7 +35,7 @@ def test_golden_eigen_smooth_up_to_the_svd_sign(tiny_cnn, golden_input, golden, 
     for sign in (1.0, -1.0):
         monkeypatch.setattr(core_base, "project_on_first_component", lambda a, s=sign, **k: s * project(a, **k))
         result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=16, progress=False)(
-            golden_input, _targets(), eigen_smooth=True
+            golden_input, golden_targets(), eigen_smooth=True
         )
         errors.append(np.abs(result - golden["ScoreCAM/one/eigen_smooth"]).max(axis=(1, 2)))
     assert np.min(errors, axis=0).max() <= TOL
@@ -47,7 +43,7 @@ def test_golden_eigen_smooth_up_to_the_svd_sign(tiny_cnn, golden_input, golden, 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 100])
 def test_batch_size_does_not_change_the_result(tiny_cnn, golden_input, golden, batch_size):
-    result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=batch_size, progress=False)(golden_input, _targets())
+    result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=batch_size, progress=False)(golden_input, golden_targets())
     np.testing.assert_allclose(result, golden["ScoreCAM/one/targets"], atol=TOL, rtol=0)
 
 
@@ -96,7 +92,7 @@ def test_masked_inputs_are_batched_silent_and_in_inference_mode(tiny_cnn, golden
     layer_calls = []
     cam = ScoreCAM(model, [tiny_cnn[6]], batch_size=5, progress=False)
     handle = tiny_cnn[6].register_forward_hook(lambda m, i, o: layer_calls.append(o.shape[0]))
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     handle.remove()
     first, *masked = model.calls
     assert first[0] == 2
@@ -144,7 +140,7 @@ def test_batch_size_attribute_for_compatibility(tiny_cnn, golden_input, golden):
     cam = ScoreCAM(tiny_cnn, [tiny_cnn[6]], progress=False)
     cam.batch_size = 7
     assert cam.batch_size == 7
-    np.testing.assert_allclose(cam(golden_input, _targets()), golden["ScoreCAM/one/targets"], atol=TOL, rtol=0)
+    np.testing.assert_allclose(cam(golden_input, golden_targets()), golden["ScoreCAM/one/targets"], atol=TOL, rtol=0)
 
 
 class OneRowOut(nn.Module):
@@ -177,7 +173,7 @@ def test_state_restored_after_an_error(tiny_cnn, golden_input):
 
 
 def test_progress_bar_can_be_turned_off(tiny_cnn, golden_input, capsys):
-    ScoreCAM(tiny_cnn, [tiny_cnn[6]], progress=False)(golden_input, _targets())
+    ScoreCAM(tiny_cnn, [tiny_cnn[6]], progress=False)(golden_input, golden_targets())
     assert capsys.readouterr().err == ""
-    ScoreCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, _targets())
+    ScoreCAM(tiny_cnn, [tiny_cnn[6]])(golden_input, golden_targets())
     assert "ScoreCAM" in capsys.readouterr().err

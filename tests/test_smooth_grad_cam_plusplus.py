@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import golden_targets
 from torch import nn
 
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, SmoothGradCAMPlusPlus
@@ -17,10 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def _targets_for(model: nn.Module, x: torch.Tensor) -> list[ClassifierOutputTarget]:
     with torch.no_grad():
         return [ClassifierOutputTarget(int(c)) for c in model(x).argmax(1)]
@@ -30,7 +27,9 @@ def test_smooth_gradcam_plusplus_without_noise_is_gradcam_plusplus(tiny_cnn, gol
     layers = [tiny_cnn[6]]
     smooth = SmoothGradCAMPlusPlus(tiny_cnn, layers, num_samples=3, noise_level=0, progress=False)
     np.testing.assert_allclose(
-        smooth(golden_input, _targets()), GradCAMPlusPlus(tiny_cnn, layers)(golden_input, _targets()), atol=TOL
+        smooth(golden_input, golden_targets()),
+        GradCAMPlusPlus(tiny_cnn, layers)(golden_input, golden_targets()),
+        atol=TOL,
     )
 
 

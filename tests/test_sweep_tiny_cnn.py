@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 
 from pytorch_grad_cam.core import BaseCAM
 from pytorch_grad_cam.methods import METHODS
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.zhou_cam import CAM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,10 +41,6 @@ MAY_BE_ZERO = {"groupcam"}
 NAMES = [name for name, cls in METHODS.items() if not (issubclass(cls, BaseCAM) and cls.needs.attention_maps)]
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("layers", ["one", "two"])
 def test_sweep(tiny_cnn, golden_input, name, layers):
@@ -61,7 +56,7 @@ def test_sweep(tiny_cnn, golden_input, name, layers):
     cam = cls(model=tiny_cnn, target_layers=[] if optional else target_layers, **FAST.get(name, {}))
     for batch in (1, 2):
         x = golden_input[:batch].clone()
-        for targets in (_targets()[:batch], None):
+        for targets in (golden_targets()[:batch], None):
             result = cam(x, targets)
             assert result.shape == (batch, 24, 28) and result.dtype == np.float32
             assert np.isfinite(result).all() and result.min() >= 0 and result.max() <= 1

@@ -6,34 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import hook_count
+from conftest import golden_targets, hook_count
 from torch import nn
 
 from pytorch_grad_cam import CAM, GradCAM, HiResCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-5
 
 
-def _targets() -> list[ClassifierOutputTarget]:
-    return [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-
-
 def test_cam_equals_gradcam_and_hirescam_on_gap_linear_head(tiny_cnn, golden_input):
     layers = [tiny_cnn[6]]
-    cam = CAM(tiny_cnn, layers)(golden_input, _targets())
-    np.testing.assert_allclose(cam, GradCAM(tiny_cnn, layers)(golden_input, _targets()), atol=TOL)
-    np.testing.assert_allclose(cam, HiResCAM(tiny_cnn, layers)(golden_input, _targets()), atol=TOL)
+    cam = CAM(tiny_cnn, layers)(golden_input, golden_targets())
+    np.testing.assert_allclose(cam, GradCAM(tiny_cnn, layers)(golden_input, golden_targets()), atol=TOL)
+    np.testing.assert_allclose(cam, HiResCAM(tiny_cnn, layers)(golden_input, golden_targets()), atol=TOL)
     assert CAM(tiny_cnn, layers).fc_layer is tiny_cnn[9]
 
 
 def test_cam_weights_are_the_classifier_row(tiny_cnn, golden_input):
     cam = CAM(tiny_cnn, [tiny_cnn[6]])
-    cam(golden_input, _targets())
+    cam(golden_input, golden_targets())
     activations = cam.activations_and_grads.activations[0]
-    weights = cam.get_cam_weights(golden_input, tiny_cnn[6], _targets(), activations, None)
+    weights = cam.get_cam_weights(golden_input, tiny_cnn[6], golden_targets(), activations, None)
     torch.testing.assert_close(weights, tiny_cnn[9].weight[[1, 3]].detach())
 
 
