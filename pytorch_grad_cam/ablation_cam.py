@@ -14,7 +14,7 @@ from pytorch_grad_cam.core.checks import check_choice, check_real
 from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import ActivationShapeError, PerturbationCAM, check_same_layout, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 from pytorch_grad_cam.utils.layer_split import LayerSplit
 
 Strategy = Literal["auto", "fast", "full"]
@@ -60,7 +60,7 @@ class AblationCAM(PerturbationCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers,
+        target_layers: Layers,
         reshape_transform: Reshape = None,
         ablation_layer: AblationLayer | None = None,
         batch_size: int = 32,

@@ -19,7 +19,7 @@ from pytorch_grad_cam.core.checks import check_callable, check_model, describe
 from pytorch_grad_cam.core.outputs import row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Reshape
 
 __all__ = ["AblationCAM", "AblationLayer", "BaseCAM", "common_channel_count", "replace_layer_recursive"]
 
@@ -119,17 +119,8 @@ class AblationCAM(PerturbationCAM):
 
     default_batch_size = 32
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        batch_size: int = 32,
-        progress: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model, target_layers, reshape_transform, batch_size=batch_size, progress=progress, **kwargs)
-        self.joint_weights: torch.Tensor | None = None
+    #: The joint weights computed for the first target layer (every layer shares them).
+    joint_weights: torch.Tensor | None = None
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         if layer.index > 0 and self.joint_weights is not None:

@@ -42,6 +42,12 @@ class CLIError(Exception):
     """A user error on the command line: printed as one line, exit status 2."""
 
 
+def report_error(program: str, error: Exception) -> int:
+    """Print a user error as one line ``<program>: error: ...`` on stderr; the exit status 2."""
+    print(f"{program}: error: {error}", file=sys.stderr)
+    return 2
+
+
 @dataclass
 class Setup:
     """Everything one run needs, resolved from the command line."""
@@ -443,8 +449,7 @@ def run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     except (CLIError, ValueError) as error:
-        print(f"cam.py: error: {error}", file=sys.stderr)
-        return 2
+        return report_error("cam.py", error)
 
 
 if __name__ == "__main__":

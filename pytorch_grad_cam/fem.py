@@ -9,7 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 
 
 class FEM(BaseCAM):
@@ -23,12 +23,7 @@ class FEM(BaseCAM):
     needs = CLASS_AGNOSTIC
 
     def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        k: float = 2,
-        **kwargs: Any,
+        self, model: nn.Module, target_layers: Layers, reshape_transform: Reshape = None, k: float = 2, **kwargs: Any
     ) -> None:
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.k = k

@@ -12,7 +12,7 @@ from pytorch_grad_cam.core import BaseCAM, Needs
 from pytorch_grad_cam.core.checks import check_bool, check_model, check_target_layers
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 
 #: The reference's bias layers: 2-D convolutions and batch norms.
 REFERENCE_BIAS_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.BatchNorm2d)
@@ -55,7 +55,7 @@ class FullGrad(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers = (),
+        target_layers: Layers = (),
         reshape_transform: Reshape = None,
         *,
         all_bias_layers: bool = False,

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
@@ -15,7 +14,6 @@ from pytorch_grad_cam.core.needs import GRADIENTS
 from pytorch_grad_cam.core.outputs import row_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class GroupCAM(PerturbationCAM):
@@ -30,11 +28,9 @@ class GroupCAM(PerturbationCAM):
     ``G + 1`` forward passes per image, ``batch_size`` at a time. 2-D inputs only.
 
     Args:
-        model: the network to explain.
-        target_layers: the layers to explain.
-        reshape_transform: see :class:`BaseCAM`.
-        groups: number of channel groups ``G`` (at most the number of channels; fewer channels give one
-            group per channel).
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`.
+        groups: (this and the other options are keywords) number of channel groups ``G`` (at most the number
+            of channels; fewer channels give one group per channel).
         percentile: the denoising percentile in [0, 100) (the paper's θ = 70).
         blur_kernel_size: odd size of the Gaussian blur of the baseline image (paper: 51).
         blur_sigma: its standard deviation in pixels (paper: 50).
@@ -47,9 +43,7 @@ class GroupCAM(PerturbationCAM):
 
     def __init__(
         self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
+        *args: Any,
         groups: int = 32,
         percentile: float = 70.0,
         blur_kernel_size: int = 51,
@@ -62,7 +56,7 @@ class GroupCAM(PerturbationCAM):
         if self.blur_kernel_size % 2 == 0:
             raise ValueError(f"blur_kernel_size must be odd; got {blur_kernel_size}")
         self.blur_sigma = check_real(blur_sigma, "blur_sigma", 0.0, low_open=True)
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.score_cam import ScoreCAM
 
 
@@ -23,23 +21,14 @@ class ISCAM(ScoreCAM):
     With ``num_samples=1`` it is Score-CAM. Costs ``n`` times Score-CAM's forward passes.
 
     Args:
-        model: the network to explain.
-        target_layers: the layers whose channels give the masks.
-        reshape_transform: see :class:`BaseCAM`.
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`; the options are keywords.
         num_samples: integration steps ``n``.
         **kwargs: passed to :class:`ScoreCAM` (``batch_size``, ``progress``) and :class:`BaseCAM`.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        num_samples: int = 10,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, num_samples: int = 10, **kwargs: Any) -> None:
         self.num_samples = check_positive_int(num_samples, "num_samples")
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         spatial = (1,) * len(layer.spatial_axes)

@@ -9,7 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_kernel
 
 
@@ -25,7 +25,7 @@ class KPCA_CAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers,
+        target_layers: Layers,
         reshape_transform: Reshape = None,
         kernel: str = "sigmoid",
         gamma: float | None = None,

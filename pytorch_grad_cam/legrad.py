@@ -11,7 +11,6 @@ from torch import nn
 from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 from pytorch_grad_cam.core.checks import check_callable
 from pytorch_grad_cam.core.outputs import target_scores
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 Head = Callable[[torch.Tensor], Any]
 
@@ -46,33 +45,25 @@ class LeGrad(BaseCAM):
     during the call to expose ``A^l``.
 
     Args:
-        model: the Vision Transformer.
-        target_layers: encoder blocks (or modules inside them), e.g. ``[model.encoder.layers[-1]]``.
-        reshape_transform: maps tokens ``(B, N, D)`` to ``(B, D, h, w)``, e.g. ``vit_reshape_transform``;
-            required.
-        head: maps a block's output tokens ``(B, N, D)`` to the model output; found automatically for
+        *args: ``model`` (the Vision Transformer), ``target_layers`` (encoder blocks or modules inside them,
+            e.g. ``[model.encoder.layers[-1]]``) and ``reshape_transform`` (required: maps tokens ``(B, N, D)``
+            to ``(B, D, h, w)``, e.g. ``vit_reshape_transform``), as :class:`BaseCAM`.
+        head: (keyword) maps a block's output tokens ``(B, N, D)`` to the model output; found automatically for
             torchvision's ``VisionTransformer``.
         **kwargs: passed to :class:`BaseCAM`.
     """
 
     needs = Needs(layer_gradients=False, attention_maps=True)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        head: Head | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
-        if reshape_transform is None:
+    def __init__(self, *args: Any, head: Head | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.reshape_transform is None:
             raise ValueError(
                 "LeGrad needs reshape_transform to turn tokens (B, N, D) into a (B, D, h, w) map, e.g. "
                 "pytorch_grad_cam.utils.reshape_transforms.vit_reshape_transform; got None"
             )
         check_callable(head, "head", example="lambda z: model.head(model.norm(z)[:, 0])")
-        self.head = head if head is not None else default_head(model)
+        self.head = head if head is not None else default_head(self.model)
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
         if layer.attention_map is None:

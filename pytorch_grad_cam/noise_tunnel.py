@@ -11,7 +11,7 @@ from pytorch_grad_cam.core import CAMMethod, CAMWrapper
 from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
-from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
+from pytorch_grad_cam.core.types import Layers, Reshape, Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -57,7 +57,7 @@ class NoiseTunnel(CAMWrapper):
         progress: bool = True,
         *,
         model: nn.Module | None = None,
-        target_layers: TargetLayers | None = None,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         base_method: type[CAMMethod] | None = None,
         **kwargs: Any,

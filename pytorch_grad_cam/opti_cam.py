@@ -7,14 +7,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
 from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.perturbation import progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 OBJECTIVES = ("mask", "diff")
 
@@ -37,10 +35,8 @@ class OptiCAM(BaseCAM):
     ``(iterations + 1, B)`` (for the last target layer).
 
     Args:
-        model: the network to explain.
-        target_layers: the layers to explain.
-        reshape_transform: see :class:`BaseCAM`.
-        iterations: number of Adam steps.
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`.
+        iterations: number of Adam steps (this and the other options are keywords).
         learning_rate: Adam's learning rate.
         objective: ``"mask"`` or ``"diff"``.
         progress: show a tqdm progress bar over the iterations.
@@ -51,9 +47,7 @@ class OptiCAM(BaseCAM):
 
     def __init__(
         self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
+        *args: Any,
         iterations: int = 50,
         learning_rate: float = 0.1,
         objective: str = "mask",
@@ -63,7 +57,7 @@ class OptiCAM(BaseCAM):
         self.iterations = check_positive_int(iterations, "iterations")
         self.learning_rate = check_real(learning_rate, "learning_rate", 0.0, low_open=True)
         self.objective = check_choice(objective, "objective", OBJECTIVES)
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(*args, **kwargs)
         self.progress = progress
         self.objective_history: torch.Tensor | None = None
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.needs import GRADIENTS
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.eigen_cam import EigenCAM
 
 
@@ -23,15 +19,7 @@ class SegEigenCAM(EigenCAM):
 
     needs = GRADIENTS
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        sign_correction: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model, target_layers, reshape_transform, sign_correction, **kwargs)
+    default_sign_correction = True
 
     def eigen_input(self, layer: LayerRecord) -> torch.Tensor:
         return layer.gradients.abs() * layer.activations

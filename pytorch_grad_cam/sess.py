@@ -15,7 +15,7 @@ from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.outputs import detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
-from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
+from pytorch_grad_cam.core.types import Layers, Reshape, Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 
 __all__ = ["SESS", "sliding_window", "window_starts"]
@@ -95,7 +95,7 @@ class SESS(CAMWrapper):
     def __init__(
         self,
         model: nn.Module | None = None,
-        target_layers: TargetLayers | None = None,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         base_method: type[CAMMethod] | CAMMethod | None = None,
         scales: Sequence[int] | None = None,

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class SmoothGradCAMPlusPlus(BaseCAM):
@@ -25,9 +23,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     With ``noise_level=0`` it is Grad-CAM++.
 
     Args:
-        model: the network to explain.
-        target_layers: the layers to explain.
-        reshape_transform: see :class:`BaseCAM`.
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`; the options are keywords.
         num_samples: number of noisy copies ``n`` (one forward and backward pass each).
         noise_level: the noise standard deviation as a fraction of each image's value range.
         progress: show a tqdm progress bar over the noisy passes.
@@ -35,18 +31,11 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     """
 
     def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        num_samples: int = 8,
-        noise_level: float = 0.15,
-        progress: bool = True,
-        **kwargs: Any,
+        self, *args: Any, num_samples: int = 8, noise_level: float = 0.15, progress: bool = True, **kwargs: Any
     ) -> None:
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.noise_level = check_real(noise_level, "noise_level", 0.0)
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(*args, **kwargs)
         self.progress = progress
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:

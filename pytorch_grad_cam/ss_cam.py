@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 from pytorch_grad_cam.score_cam import ScoreCAM
 
 
@@ -23,26 +21,16 @@ class SSCAM(ScoreCAM):
     With ``std=0`` it is Score-CAM. Costs ``n`` times Score-CAM's forward passes.
 
     Args:
-        model: the network to explain.
-        target_layers: the layers whose channels give the masks.
-        reshape_transform: see :class:`BaseCAM`.
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`; the options are keywords.
         num_samples: noisy copies ``n`` of every mask.
         std: standard deviation of the noise added to the masks (which lie in [0, 1]).
         **kwargs: passed to :class:`ScoreCAM` (``batch_size``, ``progress``) and :class:`BaseCAM`.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        num_samples: int = 35,
-        std: float = 2.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, num_samples: int = 35, std: float = 2.0, **kwargs: Any) -> None:
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.std = check_real(std, "std", 0.0)
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         def noisy(masks: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ from torch import nn
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import describe
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
 
 
 class CAM(BaseCAM):
@@ -28,10 +27,8 @@ class CAM(BaseCAM):
     On such a network CAM equals Grad-CAM and HiResCAM (their gradients are ``W[k] / (h·w)``).
 
     Args:
-        model: the network to explain.
-        target_layers: the layer whose output is globally average-pooled into ``fc_layer``.
-        reshape_transform: see :class:`BaseCAM`.
-        fc_layer: the linear classifier; by default the model's last ``nn.Linear`` module.
+        *args: ``model``, ``target_layers``, ``reshape_transform``, as :class:`BaseCAM`.
+        fc_layer: (keyword) the linear classifier; by default the model's last ``nn.Linear`` module.
         **kwargs: passed to :class:`BaseCAM`.
 
     Raises:
@@ -41,15 +38,9 @@ class CAM(BaseCAM):
 
     needs = ACTIVATIONS_ONLY
 
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layers: TargetLayers,
-        reshape_transform: Reshape = None,
-        fc_layer: nn.Linear | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model, target_layers, reshape_transform, **kwargs)
+    def __init__(self, *args: Any, fc_layer: nn.Linear | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model = self.model
         if fc_layer is None:
             linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
             if not linears:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch import nn
 
 from pytorch_grad_cam.batch.folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
 from pytorch_grad_cam.batch.pipeline import explain_dataset, map_metric
-from pytorch_grad_cam.cli import CLIError, default_target_layers, load_torchvision_model
+from pytorch_grad_cam.cli import CLIError, default_target_layers, load_torchvision_model, report_error
 from pytorch_grad_cam.methods import METHOD_NAMES, get_method
 
 
@@ -191,9 +190,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(os.fspath(run.index_path))
         return 0
     except (CLIError, ValueError) as error:
-        print(f"grad-cam-dataset: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return report_error("grad-cam-dataset", error)

@@ -24,6 +24,7 @@ instead: they receive numpy arrays and may return numpy, as the reference does, 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -41,7 +42,7 @@ from pytorch_grad_cam.core.protocol import CAMMethod
 from pytorch_grad_cam.core.recording import ActivationsAndGradients, LayerRecord, twice_differentiable_attention
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import Target
-from pytorch_grad_cam.core.types import Reshape, TargetLayers, Targets
+from pytorch_grad_cam.core.types import Layers, Reshape, Targets
 
 
 class BaseCAM(CAMMethod):
@@ -88,7 +89,7 @@ class BaseCAM(CAMMethod):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers,
+        target_layers: Layers,
         reshape_transform: Reshape = None,
         compute_input_gradient: bool = False,
         uses_gradients: bool | None = None,
@@ -262,7 +263,7 @@ class BaseCAM(CAMMethod):
         maps = [self._layer_map(input_tensor, index, targets, eigen_smooth) for index in range(len(self.target_layers))]
         return [scale_cam_tensor(cam, size)[:, None] for cam in maps]
 
-    def target_score(self, targets: list[Target], outputs: Any) -> torch.Tensor:
+    def target_score(self, targets: Sequence[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
         return target_scores(targets, outputs).sum()
 
@@ -295,8 +296,7 @@ class BaseCAM(CAMMethod):
         self.outputs = detached(outputs)
         if any(not torch.isfinite(t).all() for t in tensors_in(outputs) if t.is_floating_point()):
             raise ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
-        if targets is None:
-            targets = self.default_targets(outputs, input_tensor.shape[0])
+        targets = self.default_targets(outputs, input_tensor.shape[0]) if targets is None else list(targets)
         if needs.backward:
             with torch.enable_grad():
                 record.compute_gradients(self.target_score(targets, outputs))

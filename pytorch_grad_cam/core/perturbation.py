@@ -13,7 +13,7 @@ from pytorch_grad_cam.core.base import BaseCAM
 from pytorch_grad_cam.core.checks import check_bool, check_positive_int
 from pytorch_grad_cam.core.needs import ACTIVATIONS_ONLY
 from pytorch_grad_cam.core.outputs import tensors_in
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 
 
 class ActivationShapeError(ValueError):
@@ -56,7 +56,7 @@ class PerturbationCAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers,
+        target_layers: Layers,
         reshape_transform: Reshape = None,
         *,
         batch_size: int | None = None,

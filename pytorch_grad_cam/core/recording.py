@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, Reshape
 
 
 def layer_name(model: nn.Module, layer: nn.Module) -> str:
@@ -161,7 +161,7 @@ class ActivationsAndGradients:
     def __init__(
         self,
         model: nn.Module,
-        target_layers: TargetLayers,
+        target_layers: Layers,
         reshape_transform: Reshape = None,
         detach: bool = True,
         *,

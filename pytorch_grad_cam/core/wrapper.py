@@ -15,7 +15,7 @@ from pytorch_grad_cam.core.combine import LayerCombiner
 from pytorch_grad_cam.core.needs import Needs
 from pytorch_grad_cam.core.protocol import CAMMethod
 from pytorch_grad_cam.core.targets import Target
-from pytorch_grad_cam.core.types import Reshape, TargetLayers
+from pytorch_grad_cam.core.types import Layers, OptionalModel, Reshape
 
 
 class CAMWrapper(CAMMethod):
@@ -43,8 +43,8 @@ class CAMWrapper(CAMMethod):
 
     def __init__(
         self,
-        model: nn.Module | None = None,
-        target_layers: TargetLayers | None = None,
+        model: OptionalModel = None,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         base_method: type[CAMMethod] | CAMMethod | None = None,
         **kwargs: Any,
@@ -58,7 +58,7 @@ class CAMWrapper(CAMMethod):
     def build_base(
         base_method: Any,
         model: nn.Module | None,
-        target_layers: TargetLayers | None,
+        target_layers: Layers | None,
         reshape_transform: Reshape,
         **kwargs: Any,
     ) -> CAMMethod:

@@ -22,7 +22,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import as_tensor, check_callable, check_input_tensor, check_model, check_targets
 from pytorch_grad_cam.core.model import eval_mode, model_input
-from pytorch_grad_cam.core.types import Maps, TargetSequence
+from pytorch_grad_cam.core.types import Maps, Targets
 from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
 from pytorch_grad_cam.metrics.road import ROADCombined
 
@@ -76,7 +76,7 @@ class Coherency:
         self,
         input_tensor: torch.Tensor,
         grayscale_cams: Maps,
-        targets: TargetSequence,
+        targets: Targets,
         model: nn.Module,
         base_method: Callable[..., np.ndarray | torch.Tensor],
     ) -> np.ndarray:
@@ -110,7 +110,7 @@ class ARCC:
         self.base_method = base_method
 
     def __call__(
-        self, input_tensor: torch.Tensor, grayscale_cams: Maps, targets: TargetSequence, model: nn.Module
+        self, input_tensor: torch.Tensor, grayscale_cams: Maps, targets: Targets, model: nn.Module
     ) -> np.ndarray:
         """ARCC per image, ``(B,)``; ``targets=None`` fixes the top class of each unperturbed image."""
         model = check_model(model)
@@ -121,5 +121,6 @@ class ARCC:
                 _, checked = score_batches(model, model_input(input_tensor, model), None, None)
         complexity = self.complexity(check_cams(grayscale_cams, input_tensor, "grayscale_cams"))
         coherency = self.coherency(input_tensor, grayscale_cams, checked, model, self.base_method)
-        road = np.clip(self.road(input_tensor, grayscale_cams, checked, model) * 2, 0, 1)
+        road_scores: np.ndarray = self.road(input_tensor, grayscale_cams, checked, model)  # type: ignore[assignment]  # an array without return_visualization
+        road = np.clip(road_scores * 2, 0, 1)
         return 3 / (1 / (coherency + _EPS) + 1 / ((1 - complexity) + _EPS) + 1 / (road + _EPS))

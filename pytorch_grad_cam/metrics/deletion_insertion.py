@@ -24,22 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from pytorch_grad_cam.core.checks import (
-    check_choice,
-    check_input_tensor,
-    check_model,
-    check_positive_int,
-    check_real,
-    check_targets,
-    describe,
-)
+from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real, describe
 from pytorch_grad_cam.core.filters import gaussian_blur
-from pytorch_grad_cam.core.model import eval_mode, model_input
+from pytorch_grad_cam.core.model import eval_mode
 from pytorch_grad_cam.core.targets import Target
-from pytorch_grad_cam.core.types import Maps, TargetSequence
-from pytorch_grad_cam.metrics.perturbation_confidence import check_cams, score_batches
+from pytorch_grad_cam.core.types import Maps, Targets
+from pytorch_grad_cam.metrics.perturbation_confidence import check_metric_call, score_batches
 
 __all__ = ["DeletionAUC", "InsertionAUC", "auc", "gaussian_blur"]
 
@@ -107,12 +99,7 @@ class _PixelOrderMetric:
             ) from None
 
     def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_curves: bool = False,
+        self, input_tensor: Tensor, cams: Maps, targets: Targets, model: nn.Module, return_curves: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The AUC of each image.
 
@@ -126,11 +113,7 @@ class _PixelOrderMetric:
         Returns:
             ``np.float32`` AUCs ``(B,)`` (and the ``np.float32`` curves).
         """
-        model = check_model(model)
-        input_tensor = check_input_tensor(input_tensor, (4,))
-        checked = check_targets(targets, input_tensor.shape[0])
-        inputs = model_input(input_tensor, model)
-        cam_tensor = check_cams(cams, inputs)
+        inputs, cam_tensor, checked, model = check_metric_call(input_tensor, cams, targets, model, (4,))
         transform = _softmax if self.score == "softmax" else None
         with eval_mode(model):
             if checked is None:

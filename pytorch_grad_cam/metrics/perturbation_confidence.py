@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from pytorch_grad_cam.core.checks import (
     as_tensor,
@@ -43,7 +43,7 @@ from pytorch_grad_cam.core.checks import (
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.outputs import default_targets, target_scores
 from pytorch_grad_cam.core.targets import Target
-from pytorch_grad_cam.core.types import Maps, TargetSequence
+from pytorch_grad_cam.core.types import Maps, Targets
 
 Perturbation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -79,7 +79,7 @@ def check_cams(cams: Any, input_tensor: torch.Tensor, name: str = "cams") -> tor
 def score_batches(
     model: nn.Module,
     inputs: torch.Tensor,
-    targets: TargetSequence,
+    targets: Targets,
     batch_size: int | None,
     transform: Callable[[Any], Any] | None = None,
 ) -> tuple[torch.Tensor, list[Target]]:
@@ -110,6 +110,19 @@ def score_batches(
 
 
 # ------------------------------------------------------------------------------------------------- the metric
+def check_metric_call(
+    input_tensor: Any, cams: Any, targets: Any, model: Any, input_ndims: Sequence[int] = (4, 5)
+) -> tuple[torch.Tensor, torch.Tensor, list[Target] | None, nn.Module]:
+    """The validated arguments of a metric call ``metric(input_tensor, cams, targets, model)``: the images on the
+    model's device (in its dtype), their maps (float32, same device), the targets (``None`` stays ``None``) and
+    the model."""
+    model = check_model(model)
+    input_tensor = check_input_tensor(input_tensor, input_ndims)
+    checked = check_targets(targets, input_tensor.shape[0])
+    inputs = model_input(input_tensor, model)
+    return inputs, check_cams(cams, inputs), checked, model
+
+
 class PerturbationConfidenceMetric:
     """The change of each image's target score when the image is perturbed according to its CAM.
 
@@ -135,9 +148,9 @@ class PerturbationConfidenceMetric:
 
     def __call__(
         self,
-        input_tensor: torch.Tensor,
+        input_tensor: Tensor,
         cams: Maps,
-        targets: TargetSequence,
+        targets: Targets,
         model: nn.Module,
         return_visualization: bool = False,
         return_diff: bool = True,
@@ -174,13 +187,8 @@ class PerturbationConfidenceMetric:
     def check_call(
         self, input_tensor: Any, cams: Any, targets: Any, model: Any
     ) -> tuple[torch.Tensor, torch.Tensor, list[Target] | None, nn.Module]:
-        """The validated arguments of a call: the images on the model's device, their maps (float32, same
-        device), the targets (``None`` stays ``None``) and the model."""
-        model = check_model(model)
-        input_tensor = check_input_tensor(input_tensor, self.input_ndims)
-        checked = check_targets(targets, input_tensor.shape[0])
-        inputs = model_input(input_tensor, model)
-        return inputs, check_cams(cams, inputs), checked, model
+        """:func:`check_metric_call` for this metric's input layouts."""
+        return check_metric_call(input_tensor, cams, targets, model, self.input_ndims)
 
     def baseline_scores(
         self, inputs: torch.Tensor, targets: list[Target] | None, model: nn.Module
@@ -303,12 +311,7 @@ class AveragerAcrossThresholds:
         self.metrics = [imputer(p) for p in self.percentiles]
 
     def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_visualization: bool = False,
+        self, input_tensor: Tensor, cams: Maps, targets: Targets, model: nn.Module, return_visualization: bool = False
     ) -> np.ndarray | tuple[np.ndarray, torch.Tensor]:
         """The mean score change over the percentiles, ``np.float32`` ``(B,)``.
 

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix, diags
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
-from torch import nn
+from torch import Tensor, nn
 
 from pytorch_grad_cam.core.checks import check_int, check_real, describe
 from pytorch_grad_cam.core.model import eval_mode
-from pytorch_grad_cam.core.types import Maps, TargetSequence
+from pytorch_grad_cam.core.types import Maps, Targets
 from pytorch_grad_cam.metrics.perturbation_confidence import (
     AveragerAcrossThresholds,
     PerturbationConfidenceMetric,
@@ -281,40 +281,8 @@ class ROADCombined:
         self.morf_averager = ROADMostRelevantFirstAverage(self.percentiles)
         self.lerf_averager = ROADLeastRelevantFirstAverage(self.percentiles)
 
-    @overload
     def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_visualization: Literal[False] = False,
-    ) -> np.ndarray: ...
-    @overload
-    def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_visualization: Literal[True],
-    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]: ...
-    @overload
-    def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_visualization: bool,
-    ) -> np.ndarray | tuple[np.ndarray, dict[str, torch.Tensor]]: ...
-    def __call__(
-        self,
-        input_tensor: torch.Tensor,
-        cams: Maps,
-        targets: TargetSequence,
-        model: nn.Module,
-        return_visualization: bool = False,
+        self, input_tensor: Tensor, cams: Maps, targets: Targets, model: nn.Module, return_visualization: bool = False
     ) -> np.ndarray | tuple[np.ndarray, dict[str, torch.Tensor]]:
         """The combined ROAD score per image, ``np.float32`` ``(B,)``.
 

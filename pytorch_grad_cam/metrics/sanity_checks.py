@@ -36,7 +36,7 @@ from pytorch_grad_cam.core.model import eval_mode
 from pytorch_grad_cam.core.perturbation import progress_bar
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import ClassifierOutputTarget
-from pytorch_grad_cam.core.types import TargetSequence
+from pytorch_grad_cam.core.types import Targets
 from pytorch_grad_cam.metrics.pointing_game import check_maps
 
 __all__ = ["RandomizationResult", "model_randomization_check", "spearman_correlation", "ssim"]
@@ -177,7 +177,7 @@ def model_randomization_check(
     explainer: Explainer,
     model: nn.Module,
     input_tensor: torch.Tensor,
-    targets: TargetSequence = None,
+    targets: Targets = None,
     mode: str = "cascading",
     layers: Sequence[nn.Module] | None = None,
     metric: str = "spearman",
