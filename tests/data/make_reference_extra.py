@@ -30,24 +30,8 @@ import pytorch_grad_cam
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "reference_extra.npz"
-
-
-def build_tiny_cnn() -> nn.Sequential:
-    """The golden model of GOLDEN.md, weights loaded, in eval mode."""
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1, stride=2),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 5),
-    )
-    model.load_state_dict(torch.load(HERE / "tiny_cnn.pt", weights_only=True))
-    return model.eval()
+sys.path.insert(0, str(HERE.parent))
+from golden_model import build_tiny_cnn  # noqa: E402  (the tests' golden model, needs only torch)
 
 
 def seed() -> None:
