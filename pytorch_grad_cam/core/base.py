@@ -351,4 +351,10 @@ class BaseCAM(CAMMethod):
                 values = values.detach().cpu().numpy()
                 grads = None if grads is None else grads.detach().cpu().numpy()
             cam = self.get_cam_image(input_tensor, record.layer, targets, values, grads, eigen_smooth)
-        return torch.as_tensor(cam).to(record.activations.device).float().clamp_min(0)
+        cam = torch.as_tensor(cam).to(record.activations.device).float()
+        if not bool(torch.isfinite(cam).all()):
+            raise ValueError(
+                f"{type(self).__name__} gave a non-finite map for target_layers[{index}] "
+                f"({type(record.layer).__name__}) (NaN or inf in its weights or activations)"
+            )
+        return cam.clamp_min(0)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+#: One re-entrant lock per model: calls on a model may nest in one thread (a wrapper calling its base method,
+#: a metric calling a CAM) but never overlap across threads.
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -26,12 +33,37 @@ def model_input(input_tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode inside the ``with`` block and restore every module's ``training`` flag after."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
+def exclusive_use(model: nn.Module) -> Iterator[None]:
+    """Hold ``model`` for the ``with`` block: a call from another thread on the same model raises
+    ``RuntimeError`` at once instead of mixing hooks, recorded values and ``training`` flags with this one.
+    Calls nested in one thread are allowed."""
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+    if not lock.acquire(blocking=False):
+        raise RuntimeError(
+            f"the model ({type(model).__name__}) is being explained by a call in another thread; calls on one "
+            "model cannot overlap (they share its hooks and training flags): give each thread its own model, "
+            "e.g. copy.deepcopy(model), or call one at a time"
+        )
     try:
         yield
     finally:
-        for module, training in flags:
-            module.training = training
+        lock.release()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode inside the ``with`` block and restore every module's ``training`` flag after.
+
+    The model is held for the block (:func:`exclusive_use`): a call on it from another thread meanwhile raises
+    ``RuntimeError``, so the flags are always restored by the call that set them."""
+    with exclusive_use(model):
+        flags = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            yield
+        finally:
+            for module, training in flags:
+                module.training = training

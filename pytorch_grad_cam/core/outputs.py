@@ -69,15 +69,30 @@ def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | No
 
     ``first_index`` is the batch position of ``targets[0]`` for error messages (``None``: the same target is
     applied to every row, e.g. to the perturbed copies of one image).
+
+    Raises:
+        TypeError: when a target does not return a tensor.
+        ValueError: when a score is NaN or infinite (no map can be computed from it).
     """
+
+    def name(index: int) -> str:
+        return "a target" if first_index is None else f"targets[{first_index + index}]"
+
     scores = []
     for index, target in enumerate(targets):
         score = target(output_for_image(outputs, index))
         if not isinstance(score, torch.Tensor):
-            name = "a target" if first_index is None else f"targets[{first_index + index}]"
-            raise TypeError(f"{name} must return a torch.Tensor; got {describe(score)}")
+            raise TypeError(f"{name(index)} must return a torch.Tensor; got {describe(score)}")
         scores.append(score.float().sum())
-    return torch.stack(scores)
+    stacked = torch.stack(scores)
+    finite = torch.isfinite(stacked.detach())
+    if not bool(finite.all()):
+        index = int((~finite).nonzero()[0, 0])
+        raise ValueError(
+            f"{name(index)} ({targets[index]!r}) returned a non-finite score ({float(stacked.detach()[index])}); a CAM "
+            "needs a finite score: check the target and the model output"
+        )
+    return stacked
 
 
 def row_scores(target: Target, outputs: Any, count: int) -> torch.Tensor:

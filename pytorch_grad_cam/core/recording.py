@@ -197,6 +197,7 @@ class ActivationsAndGradients:
         self._tensor_handles: list[RemovableHandle] = []
         self._raw: list[Any] = []
         self._runs: list[int] = []
+        self._batch = 0
 
     @property
     def raw_activations(self) -> list[Any]:
@@ -229,6 +230,7 @@ class ActivationsAndGradients:
                     f"{type(activation).__name__} after reshape_transform; a tensor is needed: pass a "
                     "reshape_transform that returns one, or choose another layer"
                 )
+            self._check_batch(index, activation, "activations")
             self.activations[index] = activation.detach() if self.detach else activation
             if isinstance(output, torch.Tensor):
                 # The model goes on with a copy, so that an in-place op after the layer (a following
@@ -267,6 +269,19 @@ class ActivationsAndGradients:
                 self.block_outputs[index] = output
 
         return hook
+
+    def _check_batch(self, index: int, values: torch.Tensor, what: str) -> None:
+        """Raise unless ``values`` (after ``reshape_transform``) hold one row per input image."""
+        if values.ndim > 0 and values.shape[0] == self._batch:
+            return
+        rows = values.shape[0] if values.ndim > 0 else 0
+        transform = self.reshape_transform
+        via = f" after reshape_transform {getattr(transform, '__name__', repr(transform))}" if transform else ""
+        raise ValueError(
+            f"target_layers[{index}] ({layer_name(self.model, self.target_layers[index])}) gives {what} of shape "
+            f"{tuple(values.shape)}{via}: {rows} row(s) for a batch of {self._batch} image(s); the "
+            "reshape_transform must keep the batch axis first and whole (one map per image)"
+        )
 
     def _check_differentiable(self, index: int, module: nn.Module, output: Any) -> None:
         if not isinstance(output, torch.Tensor):
@@ -322,6 +337,7 @@ class ActivationsAndGradients:
         self.input_gradient = None
         self._raw = [None] * count
         self._runs = [0] * count
+        self._batch = x.shape[0]
         if self.input_gradient_wanted:
             x = x.detach().requires_grad_(True)
         self.input = x
@@ -404,6 +420,8 @@ class ActivationsAndGradients:
         self.raw_gradients = [] if self.detach else list(grads)
         if self.reshape_transform is not None:
             grads = tuple(self.reshape_transform(grad) for grad in grads)
+        for index, grad in enumerate(grads):
+            self._check_batch(index, grad, "gradients")
         self.gradients = [grad.detach() if self.detach else grad for grad in grads]
         return self.gradients
 
