@@ -207,9 +207,16 @@ def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Modu
         if not os.path.isfile(weights_path):
             raise CLIError(f"--weights: no such file: {weights_path}")
         model = builder(weights=None)
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # an unreadable file fails in pickle, zip or torch: one message for all
+            raise CLIError(
+                f"--weights: cannot read {weights_path} as a PyTorch weights file ({type(error).__name__}: {error})"
+            ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+        if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+            raise CLIError(f"--weights: {weights_path} holds {type(state).__name__}, not a state dict of tensors")
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
@@ -439,7 +446,10 @@ def run(args: argparse.Namespace) -> int:
 
             targets = [ClassifierOutputTarget(target)]
         out_dir = Path(args.output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CLIError(f"--output-dir: cannot create the folder {out_dir}: {error.strerror or error}") from None
         if args.compare:
             print(write_comparison(setup, targets, args, out_dir))
             return 0

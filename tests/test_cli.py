@@ -232,3 +232,30 @@ def test_method_warnings_are_summarised_in_one_line(tmp_path: Path, capsys: pyte
         assert main(["--model", "demo", "--method", "fullgrad", "--output-dir", str(tmp_path)]) == 0
     error = capsys.readouterr().err
     assert error.count("warning (fullgrad): ") == 1 and len(error.strip().splitlines()) == 1, error
+
+
+@pytest.mark.parametrize("where", ["existing_file", "under_a_file"])
+def test_output_dir_that_cannot_be_a_folder_is_a_one_line_error(where: str, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker if where == "existing_file" else blocker / "inner"
+    assert main(["--model", "demo", "--method", "gradcam", "--output-dir", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("cam.py: error: --output-dir: cannot create the folder") and "\n" not in error
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01random bytes, not a checkpoint", "list"])
+def test_a_weights_file_that_is_not_a_state_dict_is_a_one_line_error(content, tmp_path: Path, capsys) -> None:
+    import torch
+
+    weights = tmp_path / "weights.pt"
+    if content == "list":
+        torch.save([torch.zeros(1)], weights)
+        expected = "holds list, not a state dict of tensors"
+    else:
+        weights.write_bytes(content)
+        expected = "cannot read"
+    status = main(["--model", "resnet18", "--weights", str(weights), "--output-dir", str(tmp_path / "out")])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("cam.py: error: --weights: ") and expected in error and str(weights) in error
