@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_index, describe
+from pytorch_grad_cam.core.checks import check_index, check_input_tensor, describe
 from pytorch_grad_cam.core.model import eval_mode, model_device
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.targets import Target
@@ -77,13 +77,7 @@ class GuidedBackpropReLUModel:
         Returns:
             ``np.float32`` ``(H, W, C)`` for a single image (as the reference), ``(B, H, W, C)`` for a batch.
         """
-        if not isinstance(input_img, torch.Tensor):
-            raise TypeError(f"input_img must be a torch.Tensor; got {type(input_img).__name__}")
-        if input_img.ndim not in (4, 5) or not input_img.is_floating_point():
-            raise ValueError(
-                "input_img must be a floating-point tensor of shape (B, C, H, W) or (B, C, D, H, W); got "
-                f"{input_img.dtype} of shape {tuple(input_img.shape)}"
-            )
+        input_img = check_input_tensor(input_img, name="input_img")
         device = self.device or model_device(self.model)
         input_leaf = input_img.detach().to(device).requires_grad_(True)
         with eval_mode(self.model), guided_relus(self.model), torch.enable_grad():

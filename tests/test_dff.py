@@ -142,8 +142,16 @@ def test_bad_input(resnet):
     factorization = DeepFeatureFactorization(resnet, resnet.layer4)
     with pytest.raises(ValueError, match=r"input_tensor must have shape \(B, C, H, W\); got \(3, 64, 64\)"):
         factorization(torch.randn(3, 64, 64))
-    with pytest.raises(TypeError, match=r"input_tensor must be a torch.Tensor; got a numpy.ndarray of shape \(1, 3"):
+    with pytest.raises(
+        TypeError, match=r"input_tensor must be a torch.Tensor of shape .*; got a numpy.ndarray of shape \(1, 3"
+    ):
         factorization(np.zeros((1, 3, 64, 64)))
+    with pytest.raises(ValueError, match=r"input_tensor contains NaN or inf values"):
+        factorization(torch.full((1, 3, 64, 64), float("nan")))
+    with pytest.raises(ValueError, match=r"input_tensor must hold at least one image"):
+        factorization(torch.randn(0, 3, 64, 64))
+    with pytest.raises(TypeError, match=r"input_tensor must be a floating-point"):
+        factorization(torch.zeros(1, 3, 64, 64, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"n_components must be a positive int; got 0"):
         factorization(torch.randn(1, 3, 64, 64), n_components=0)
     with pytest.raises(ValueError, match=r"target_layer \(Linear\) is not a submodule of the model"):

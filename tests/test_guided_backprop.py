@@ -99,10 +99,14 @@ def test_modules_restored_on_errors(tiny_cnn, golden_input):
         gb(golden_input, 1.5)
     with pytest.raises(TypeError, match=r"target_category\[0\] must be an integer; got bool True"):
         gb(golden_input, [True, 1])
-    with pytest.raises(ValueError, match=r"input_img must be a floating-point tensor of shape.*got .* \(3, 24, 28\)"):
+    with pytest.raises(ValueError, match=r"input_img must have shape \(B, C, H, W\) or .*; got \(3, 24, 28\)"):
         gb(golden_input[0])
-    with pytest.raises(TypeError, match=r"input_img must be a torch.Tensor; got ndarray"):
+    with pytest.raises(TypeError, match=r"input_img must be a torch.Tensor of shape .*; got a numpy.ndarray"):
         gb(golden_input.numpy())
+    with pytest.raises(ValueError, match=r"input_img contains NaN or inf values"):
+        gb(golden_input * float("nan"))
+    with pytest.raises(ValueError, match=r"input_img must hold at least one image"):
+        gb(golden_input[:0])
     with pytest.raises(TypeError, match=r"model must be a torch.nn.Module; got function"):
         GuidedBackpropReLUModel(lambda x: x, None)
     model[5] = nn.Sequential(model[5], Exploding())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_grad_cam.metrics import energy_pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
+from pytorch_grad_cam.metrics import Complexity, energy_pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
 
 
 def _mask() -> np.ndarray:
@@ -77,3 +77,8 @@ def test_empty_mask_warns_and_scores_zero():
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_complexity_refuses_non_finite_maps() -> None:
+    with pytest.raises(ValueError, match="grayscale_cams contains NaN or inf values"):
+        Complexity()(np.full((1, 4, 4), np.nan, dtype=np.float32))

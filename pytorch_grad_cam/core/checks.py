@@ -170,22 +170,21 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
     return value
 
 
-def check_input_tensor(input_tensor: Any, ndims: Sequence[int] = (4, 5)) -> torch.Tensor:
-    """Raise unless ``input_tensor`` is a non-empty, finite, floating-point image batch with ``ndims`` axes."""
+def check_input_tensor(input_tensor: Any, ndims: Sequence[int] = (4, 5), name: str = "input_tensor") -> torch.Tensor:
+    """Raise unless ``input_tensor`` is a non-empty, finite, floating-point image batch with ``ndims`` axes
+    (``name`` is the argument's name in the messages)."""
     layouts = {4: "(B, C, H, W)", 5: "(B, C, D, H, W)"}
     expected = " or ".join(layouts[n] for n in ndims)
     if not isinstance(input_tensor, torch.Tensor):
-        raise TypeError(f"input_tensor must be a torch.Tensor of shape {expected}; got {describe(input_tensor)}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {expected}; got {describe(input_tensor)}")
     if input_tensor.ndim not in ndims:
-        raise ValueError(f"input_tensor must have shape {expected}; got {tuple(input_tensor.shape)}")
+        raise ValueError(f"{name} must have shape {expected}; got {tuple(input_tensor.shape)}")
     if input_tensor.shape[0] == 0:
-        raise ValueError(f"input_tensor must hold at least one image; got shape {tuple(input_tensor.shape)}")
+        raise ValueError(f"{name} must hold at least one image; got shape {tuple(input_tensor.shape)}")
     if not input_tensor.is_floating_point():
-        raise TypeError(
-            f"input_tensor must be a floating-point (normalised) image batch; got dtype {input_tensor.dtype}"
-        )
+        raise TypeError(f"{name} must be a floating-point (normalised) image batch; got dtype {input_tensor.dtype}")
     if not torch.isfinite(input_tensor).all():
-        raise ValueError("input_tensor contains NaN or inf values")
+        raise ValueError(f"{name} contains NaN or inf values")
     return input_tensor
 
 

@@ -11,7 +11,7 @@ from sklearn.decomposition import NMF
 from torch import nn
 
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-from pytorch_grad_cam.core.checks import check_callable, check_model, check_positive_int, describe
+from pytorch_grad_cam.core.checks import check_callable, check_input_tensor, check_model, check_positive_int
 from pytorch_grad_cam.core.model import eval_mode, model_device
 from pytorch_grad_cam.utils.image import create_labels_legend, scale_cam_tensor, show_factorization_on_image
 
@@ -94,10 +94,7 @@ class DeepFeatureFactorization:
             ``concepts`` ``(C, k)``, a list of one ``np.float32`` ``(k, H, W)`` heatmap stack per image (each
             map in [0, 1]) and, with ``computation_on_concepts``, its ``(k, ...)`` outputs as numpy.
         """
-        if not isinstance(input_tensor, torch.Tensor):
-            raise TypeError(f"input_tensor must be a torch.Tensor; got {describe(input_tensor)}")
-        if input_tensor.ndim != 4:
-            raise ValueError(f"input_tensor must have shape (B, C, H, W); got {tuple(input_tensor.shape)}")
+        input_tensor = check_input_tensor(input_tensor, (4,))
         device = model_device(self.model)
         with eval_mode(self.model), torch.no_grad():
             self.activations_and_grads(input_tensor.to(device))

@@ -66,6 +66,8 @@ class Complexity:
         cams = as_tensor(grayscale_cams, "grayscale_cams")
         if cams.ndim < 2:
             raise ValueError(f"grayscale_cams must have shape (B, H, W); got {tuple(cams.shape)}")
+        if not bool(torch.isfinite(cams).all()):
+            raise ValueError("grayscale_cams contains NaN or inf values")
         return cams.reshape(cams.shape[0], -1).double().abs().mean(dim=1).cpu().numpy()
 
 
