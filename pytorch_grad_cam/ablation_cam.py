@@ -65,6 +65,7 @@ class AblationCAM(PerturbationCAM):
         ablation_layer: AblationLayer | None = None,
         batch_size: int = 32,
         ratio_channels_to_ablate: float = 1.0,
+        *,
         strategy: Strategy = "auto",
         progress: bool = True,
         **kwargs: Any,
