@@ -153,9 +153,14 @@ def read_image(path: str) -> np.ndarray:
     """An image file as float32 RGB in [0, 1]."""
     if not os.path.isfile(path):
         raise CLIError(f"--image-path: no such file: {path}")
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    from pytorch_grad_cam.utils.image import decode_image_file
+
+    try:
+        bgr = decode_image_file(path)
+    except OSError as error:
+        raise CLIError(f"--image-path: cannot read {path!r}: {error.strerror or error}") from None
     if bgr is None:
-        raise CLIError(f"--image-path: cannot read {path} as an image")
+        raise CLIError(f"--image-path: cannot read {path!r} as an image")
     return np.float32(bgr[:, :, ::-1]) / 255
 
 

@@ -346,3 +346,14 @@ def test_resume_with_other_settings_is_refused(folder: Path, api_reference: Path
     with pytest.raises(ValueError, match="target='label' needs dataset items with a label"):
         explain_dataset(*args, tmp_path / "nolabel", target="label", progress=False)
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_image_folder_reads_names_that_are_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(b"cat-\xfe.png")
+    image = np.full((8, 10, 3), 128, dtype=np.uint8)
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    (tmp_path / name).write_bytes(encoded.tobytes())
+    dataset = ImageFolderDataset(tmp_path, size=8)
+    item = dataset[0]
+    assert item["image"].shape == (3, 8, 8) and torch.isfinite(item["image"]).all()

@@ -259,3 +259,26 @@ def test_a_weights_file_that_is_not_a_state_dict_is_a_one_line_error(content, tm
     assert status == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("cam.py: error: --weights: ") and expected in error and str(weights) in error
+
+
+def test_an_image_path_that_is_not_utf8_works(tmp_path: Path) -> None:
+    """cv2.imread crashes (segfault) on a str path with a lone surrogate; the bytes are read by Python."""
+    import os
+
+    from pytorch_grad_cam.demo import demo_image
+
+    image, _, _ = demo_image(seed=5)
+    name = os.fsdecode(b"scene-\xff.png")  # not valid UTF-8: a lone surrogate in the str
+    path = tmp_path / name
+    ok, encoded = cv2.imencode(".png", np.uint8(image[:, :, ::-1] * 255))
+    assert ok
+    path.write_bytes(encoded.tobytes())
+    assert main(["--model", "demo", "--image-path", str(path), "--output-dir", str(tmp_path / "out")]) == 0
+    check_outputs(tmp_path / "out", "gradcam", (64, 64))
+
+
+def test_a_corrupt_image_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG not really")
+    assert main(["--model", "demo", "--image-path", str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "--image-path: cannot read" in capsys.readouterr().err

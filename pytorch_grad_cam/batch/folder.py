@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pytorch_grad_cam.core.checks import check_positive_int
+from pytorch_grad_cam.utils.image import decode_image_file
 
 #: The file endings read as images (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -69,9 +70,9 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         name = self.files[index]
-        bgr = cv2.imread(str(self.root / name), cv2.IMREAD_COLOR)
+        bgr = decode_image_file(self.root / name)
         if bgr is None:
-            raise ValueError(f"cannot read {self.root / name} as an image")
+            raise ValueError(f"cannot read {os.fspath(self.root / name)!r} as an image")
         rgb = np.float32(bgr[:, :, ::-1]) / np.float32(255)
         if rgb.shape[:2] != (self.size, self.size):
             rgb = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA)

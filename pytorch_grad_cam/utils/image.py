@@ -7,6 +7,7 @@ its numpy face, with the reference's signature (``target_size`` as ``(W, H)``) a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
 
 __all__ = [
     "create_labels_legend",
+    "decode_image_file",
     "deprocess_image",
     "preprocess_image",
     "resize_cam_tensor",
@@ -28,6 +30,21 @@ __all__ = [
     "show_cam_on_image",
     "show_factorization_on_image",
 ]
+
+
+def decode_image_file(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The image file at ``path`` as a uint8 BGR array ``(H, W, 3)``, or ``None`` when it does not decode.
+
+    The bytes are read by Python and decoded by OpenCV (``cv2.imdecode``), so every path the operating system
+    gives works, names that are not valid UTF-8 included (``cv2.imread`` crashes on those).
+
+    Raises:
+        OSError: when the file cannot be read.
+    """
+    data = np.fromfile(os.fspath(path), dtype=np.uint8)
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
 def _axis_order(target_size: Sequence[int]) -> tuple[int, ...]:
