@@ -158,9 +158,9 @@ def read_image(path: str) -> np.ndarray:
     try:
         bgr = decode_image_file(path)
     except OSError as error:
-        raise CLIError(f"--image-path: cannot read {path!r}: {error.strerror or error}") from None
+        raise CLIError(f"--image-path: cannot read {path}: {error.strerror or error}") from None
     if bgr is None:
-        raise CLIError(f"--image-path: cannot read {path!r} as an image")
+        raise CLIError(f"--image-path: cannot read {path} as an image")
     return np.float32(bgr[:, :, ::-1]) / 255
 
 
