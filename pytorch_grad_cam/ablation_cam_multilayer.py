@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
-from pytorch_grad_cam.core.checks import check_callable, check_model, describe
+from pytorch_grad_cam.core.checks import check_callable, describe
 from pytorch_grad_cam.core.outputs import row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
 from pytorch_grad_cam.core.types import Reshape
+from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 
 __all__ = ["AblationCAM", "AblationLayer", "BaseCAM", "common_channel_count", "replace_layer_recursive"]
 
@@ -67,25 +68,6 @@ class AblationLayer(nn.Module):
         else:
             result[rows, ..., indices[: len(rows)]] = value
         return result
-
-
-def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: nn.Module) -> bool:
-    """Put ``new_layer`` in the place of the submodule ``old_layer`` of ``model`` (its first occurrence,
-    searched depth first); returns whether it was found. The model is changed in place.
-
-    Raises:
-        TypeError: when an argument is not a ``torch.nn.Module``.
-    """
-    check_model(model, "model")
-    check_model(old_layer, "old_layer")
-    check_model(new_layer, "new_layer")
-    for name, child in model.named_children():
-        if child is old_layer:
-            setattr(model, name, new_layer)
-            return True
-        if replace_layer_recursive(child, old_layer, new_layer):
-            return True
-    return False
 
 
 class AblationCAM(PerturbationCAM):

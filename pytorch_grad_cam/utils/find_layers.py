@@ -20,14 +20,24 @@ def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: n
 
     Returns:
         True when a layer was replaced.
+
+    Raises:
+        TypeError: when an argument is not a ``torch.nn.Module``.
     """
+    check_model(model, "model")
+    check_model(old_layer, "old_layer")
+    check_model(new_layer, "new_layer")
+    return _replace(model, old_layer, new_layer)
+
+
+def _replace(model: nn.Module, old_layer: nn.Module, new_layer: nn.Module) -> bool:
     for name, child in model._modules.items():
         if child is None:
             continue
         if child == old_layer:
             model._modules[name] = new_layer
             return True
-        if replace_layer_recursive(child, old_layer, new_layer):
+        if _replace(child, old_layer, new_layer):
             return True
     return False
 
