@@ -89,6 +89,7 @@ class SESS(CAMWrapper):
     """
 
     call_flags = ("eigen_smooth",)
+    input_ndims = (4,)  # windows slide over 2-D images
     default_base_method = GradCAM
     batch_size = BatchSize()
 
@@ -134,11 +135,6 @@ class SESS(CAMWrapper):
     def explain(
         self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
-        if input_tensor.ndim != 4:
-            raise ValueError(
-                f"SESS slides windows over 2-D images: input_tensor must be (B, C, H, W); got "
-                f"{tuple(input_tensor.shape)}"
-            )
         with torch.no_grad():
             self._outputs = detached(self.model(input_tensor))
         if targets is None:

@@ -190,7 +190,7 @@ def test_sess_call_errors_are_clear(tiny_cnn, golden_input):
     cam = SESS(tiny_cnn, [tiny_cnn[6]], scales=[24, 20])
     with pytest.raises(ValueError, match="at least the window size 24; got 20"):
         cam(golden_input, golden_targets())
-    with pytest.raises(ValueError, match=r"must be \(B, C, H, W\); got \(2, 3, 2, 24, 28\)"):
+    with pytest.raises(ValueError, match=r"input_tensor must have shape \(B, C, H, W\); got \(2, 3, 2, 24, 28\)"):
         cam(golden_input[:, :, None].expand(2, 3, 2, 24, 28).contiguous(), golden_targets())
     with pytest.raises(ValueError, match="one entry per image"):
         cam(golden_input, golden_targets()[:1])

@@ -8,8 +8,8 @@ One call, ``cam(input_tensor, targets=None, aug_smooth=False, eigen_smooth=False
 3. ``targets=None`` → one :class:`ClassifierOutputTarget` on the top class of each image; each target
    receives its own image's output;
 4. when the method needs gradients: the sum of the target scores, one ``torch.autograd.grad``;
-5. per layer: ``weights = get_cam_weights(...)`` and ``map = ReLU(Σ_c w_c A_c)`` (or the method's own
-   ``get_cam_image``), in float32 on the model's device;
+5. per layer: ``w = channel_weights(layer)`` and ``map = ReLU(Σ_c w_c A_c)`` (or the method's own
+   ``layer_map``), in float32 on the model's device;
 6. the layers' maps are combined by :attr:`BaseCAM.layer_combiner` (the reference's mean of min-max scaled,
    resized maps by default) into a ``(B, *input spatial)`` map in [0, 1].
 
