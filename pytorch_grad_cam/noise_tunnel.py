@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.core import CAMMethod, CAMWrapper
-from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
+from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.types import Layers, Reshape, Targets
@@ -65,7 +65,7 @@ class NoiseTunnel(CAMWrapper):
         self.nt_type = check_choice(nt_type, "nt_type", NT_TYPES)
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.noise_level = check_real(noise_level, "noise_level", 0.0)
-        self.progress = progress
+        self.progress = check_bool(progress, "progress")
         super().__init__(model, target_layers, reshape_transform, cam if cam is not None else base_method, **kwargs)
 
     def explain(

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord, Needs
-from pytorch_grad_cam.core.checks import check_choice, check_positive_int, check_real
+from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.perturbation import progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
@@ -58,7 +58,7 @@ class OptiCAM(BaseCAM):
         self.learning_rate = check_real(learning_rate, "learning_rate", 0.0, low_open=True)
         self.objective = check_choice(objective, "objective", OBJECTIVES)
         super().__init__(*args, **kwargs)
-        self.progress = progress
+        self.progress = check_bool(progress, "progress")
         self.objective_history: torch.Tensor | None = None
 
     def saliency(self, weights: torch.Tensor, activations: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from pytorch_grad_cam.core import ActivationsAndGradients, BaseCAM, LayerRecord
-from pytorch_grad_cam.core.checks import check_positive_int, check_real
+from pytorch_grad_cam.core.checks import check_bool, check_positive_int, check_real
 from pytorch_grad_cam.core.perturbation import noise_scale, progress_bar
 
 
@@ -36,7 +36,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.noise_level = check_real(noise_level, "noise_level", 0.0)
         super().__init__(*args, **kwargs)
-        self.progress = progress
+        self.progress = check_bool(progress, "progress")
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         input_tensor, activations = layer.input_tensor, layer.activations

@@ -73,6 +73,7 @@ def test_context_manager_and_tensor_result(tiny_cnn, golden_input):
         ({"cam": "gradcam"}, TypeError, "base_method must be a CAM class such as GradCAM or a CAM object.*; got str"),
         ({"nt_type": "smooth"}, ValueError, "nt_type must be one of 'smoothgrad', 'smoothgrad_sq', 'vargrad'; got"),
         ({"num_samples": 0}, ValueError, "num_samples must be a positive int; got 0"),
+        ({"progress": 1}, TypeError, "progress must be True or False; got int 1"),
         ({"noise_level": float("nan")}, ValueError, "noise_level must be a finite non-negative number; got nan"),
         ({"noise_level": "high"}, TypeError, "noise_level must be a non-negative number; got str"),
     ],

@@ -42,6 +42,7 @@ def test_opti_cam_first_step_is_the_uniform_average(tiny_cnn, golden_input):
     ("kwargs", "error", "message"),
     [
         ({"iterations": 0}, ValueError, "iterations must be a positive int; got 0"),
+        ({"progress": "yes"}, TypeError, "progress must be True or False; got str"),
         ({"learning_rate": "fast"}, TypeError, "learning_rate must be a positive number; got str"),
         ({"learning_rate": -1.0}, ValueError, "learning_rate must be a positive number; got -1.0"),
         ({"objective": "area"}, ValueError, "objective must be one of 'mask', 'diff'; got 'area'"),
