@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import DATA, build_tiny_cnn, golden_targets, hook_count
+from golden_model import SESS_CASES, golden_layers
 
 import pytorch_grad_cam
-from pytorch_grad_cam import SESS, GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam import SESS, GradCAM
 from pytorch_grad_cam.methods import METHOD_NAMES, get_method
 from pytorch_grad_cam.sobel_cam import sobel_cam
 
@@ -64,39 +65,6 @@ def test_sobel_cam_bad_input(value, error, message):
 
 
 # ----------------------------------------------------------------------------------------------------- SESS
-#: key → (target layers, explicit targets?, constructor keywords); as tests/data/make_reference_extra.py.
-SESS_CASES = {
-    "SESS/one/targets": ("one", True, {}),
-    "SESS/one/argmax": ("one", False, {}),
-    "SESS/two/targets": ("two", True, {}),
-    "SESS/one/max_nosmooth": ("one", True, {"pool": "max", "smooth": False}),
-    "SESS/one/raw_scores": ("one", True, {"use_softmax_scores": False}),
-    "SESS/one/custom": (
-        "one",
-        True,
-        {
-            "scales": [16, 24, 30],
-            "window_size": 16,
-            "step_size": 6,
-            "pre_filter_ratio": 0.5,
-            "theta": 0.1,
-            "batch_size": 5,
-        },
-    ),
-    "SESS/one/few_scales": ("one", True, {"num_scales": 3, "scale_step_ratio": 0.5}),
-    "SESS/one/gradcam++": ("one", True, {"base_method": GradCAMPlusPlus}),
-}
-
-
-def _layers(model, name):
-    return {
-        "one": [model[6]],
-        "two": [model[4], model[6]],
-        "bn_relu": [model[3], model[4]],
-        "two_same_channels": [model[5], model[6]],
-    }[name]
-
-
 def test_every_stored_sess_case_is_tested(reference):
     assert {key for key in reference if key.startswith("SESS/")} == set(SESS_CASES)
 
@@ -105,7 +73,9 @@ def test_every_stored_sess_case_is_tested(reference):
 def test_sess_matches_the_reference(reference, golden_input, key):
     layers, with_targets, kwargs = SESS_CASES[key]
     model = build_tiny_cnn()
-    cam = SESS(model, _layers(model, layers), **kwargs)
+    if "base_method" in kwargs:
+        kwargs = {**kwargs, "base_method": getattr(pytorch_grad_cam, str(kwargs["base_method"]))}
+    cam = SESS(model, golden_layers(model, layers), **kwargs)
     result = cam(golden_input, golden_targets() if with_targets else None)
     assert result.dtype == np.float32 and result.shape == (2, 24, 28)
     np.testing.assert_allclose(result, reference[key], atol=ATOL, rtol=0)
@@ -223,7 +193,7 @@ def test_ablation_cam_multilayer_matches_the_reference(reference, golden_input, 
     assert reference["AblationCAMMultilayer/reference_call_raises_TypeError"]
     _, layers, variant = key.split("/")
     model = build_tiny_cnn()
-    result = AblationCAM(model, _layers(model, layers), progress=False)(
+    result = AblationCAM(model, golden_layers(model, layers), progress=False)(
         golden_input, golden_targets() if variant == "targets" else None
     )
     np.testing.assert_allclose(result, reference[key], atol=ATOL, rtol=0)

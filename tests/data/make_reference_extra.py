@@ -24,23 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 import pytorch_grad_cam
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "reference_extra.npz"
 sys.path.insert(0, str(HERE.parent))
-from golden_model import build_tiny_cnn  # noqa: E402  (the tests' golden model, needs only torch)
+from golden_model import SESS_CASES, build_tiny_cnn, golden_layers  # noqa: E402  (needs only torch)
 
 
 def seed() -> None:
     torch.manual_seed(1)
     np.random.seed(1)
-
-
-def layers(model: nn.Sequential, name: str) -> list[nn.Module]:
-    return {"one": [model[6]], "two": [model[4], model[6]], "bn_relu": [model[3], model[4]]}[name]
 
 
 def sobel_entries(data: dict[str, np.ndarray], input_tensor: torch.Tensor) -> None:
@@ -61,43 +56,19 @@ def sobel_entries(data: dict[str, np.ndarray], input_tensor: torch.Tensor) -> No
 
 
 #: SESS variants: (layers, targets or None, constructor keywords, call keywords).
-SESS_CASES = {
-    "SESS/one/targets": ("one", True, {}, {}),
-    "SESS/one/argmax": ("one", False, {}, {}),
-    "SESS/two/targets": ("two", True, {}, {}),
-    "SESS/one/max_nosmooth": ("one", True, {"pool": "max", "smooth": False}, {}),
-    "SESS/one/raw_scores": ("one", True, {"use_softmax_scores": False}, {}),
-    "SESS/one/custom": (
-        "one",
-        True,
-        {
-            "scales": [16, 24, 30],
-            "window_size": 16,
-            "step_size": 6,
-            "pre_filter_ratio": 0.5,
-            "theta": 0.1,
-            "batch_size": 5,
-        },
-        {},
-    ),
-    "SESS/one/few_scales": ("one", True, {"num_scales": 3, "scale_step_ratio": 0.5}, {}),
-    "SESS/one/gradcam++": ("one", True, {"base_method": "GradCAMPlusPlus"}, {}),
-}
-
-
 def sess_entries(data: dict[str, np.ndarray], input_tensor: torch.Tensor) -> None:
     from pytorch_grad_cam import SESS
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    for key, (layer_name, with_targets, kwargs, call) in SESS_CASES.items():
+    for key, (layer_name, with_targets, kwargs) in SESS_CASES.items():
         model = build_tiny_cnn()
         kwargs = dict(kwargs)
         if "base_method" in kwargs:
             kwargs["base_method"] = getattr(pytorch_grad_cam, kwargs["base_method"])
         seed()
         targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(3)] if with_targets else None
-        cam = SESS(model, layers(model, layer_name), **kwargs)
-        data[key] = np.float64(cam(input_tensor, targets, **call))
+        cam = SESS(model, golden_layers(model, layer_name), **kwargs)
+        data[key] = np.float64(cam(input_tensor, targets))
 
 
 def ablation_multilayer_entries(data: dict[str, np.ndarray], input_tensor: torch.Tensor) -> None:
@@ -121,7 +92,7 @@ def ablation_multilayer_entries(data: dict[str, np.ndarray], input_tensor: torch
             if layer_name == "two_same_channels" and variant == "argmax":
                 continue
             model = build_tiny_cnn()
-            chosen = [model[5], model[6]] if layer_name == "two_same_channels" else layers(model, layer_name)
+            chosen = golden_layers(model, layer_name)
             seed()
             targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(3)] if variant == "targets" else None
             cam = CallableAblationCAM(model, chosen)
