@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +29,9 @@ from pytorch_grad_cam.batch import (
     mask_metric,
     read_index,
     read_maps,
+    storage,
 )
+from pytorch_grad_cam.batch.cli import main as dataset_main
 from pytorch_grad_cam.demo import DemoCNN, load_demo_model, save_demo_model
 from pytorch_grad_cam.demo.scenes import MEAN, STD
 from pytorch_grad_cam.metrics import Complexity, DropInConfidence, pointing_game
@@ -155,7 +161,7 @@ def _assert_same_results(out: Path, reference: Path) -> None:
     np.testing.assert_array_equal(read_maps(out), read_maps(reference))
     assert read_maps(out).dtype == np.float32
     assert _temporary_files(out) == []
-    assert sorted(p.name for p in out.iterdir()) == ["index.csv", "manifest.json", "shards"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "index.csv", "manifest.json", "shards"]
 
 
 # ----------------------------------------------------------------------------------------------- contents
@@ -269,6 +275,7 @@ def test_killed_run_leaves_partial_file_that_resume_ignores(folder: Path, tmp_pa
             out,
             batch_size=BATCH,
             metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()},
+            settings={"model": "demo"},  # as the CLI records
             progress=False,
         )
     assert (run.shards_skipped, run.shards_written) == ([], [0, 1, 2, 3, 4])
@@ -287,6 +294,7 @@ def _api_cli_equivalent(folder: Path, out: Path) -> None:
         batch_size=BATCH,
         num_workers=2,
         metrics={"complexity": map_metric(Complexity()), "drop_in_confidence": DropInConfidence()},
+        settings={"model": "demo"},
         progress=False,
     )
 
@@ -357,3 +365,245 @@ def test_image_folder_reads_names_that_are_not_utf8(tmp_path: Path) -> None:
     dataset = ImageFolderDataset(tmp_path, size=8)
     item = dataset[0]
     assert item["image"].shape == (3, 8, 8) and torch.isfinite(item["image"]).all()
+
+
+# --------------------------------------------------------------------------------- reliability (issue 13)
+def _copy_images(folder: Path, tmp_path: Path) -> Path:
+    images = tmp_path / "images"
+    shutil.copytree(folder / "images", images)
+    return images
+
+
+def _explain_folder(images: Path, out: Path, model: DemoCNN, size: int = SIZE, **kwargs: object):
+    return explain_dataset(
+        ImageFolderDataset(images, size=size, mean=MEAN, std=STD),
+        model,
+        [model.features[-1]],
+        out,
+        batch_size=BATCH,
+        metrics={"complexity": map_metric(Complexity())},
+        progress=False,
+        **kwargs,
+    )
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("grad-cam-dataset: error: "), lines
+    return lines[0]
+
+
+def test_output_dir_that_is_a_file_or_unwritable_is_one_clear_error(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    model = _model(folder)
+    with pytest.raises(ValueError, match=f"output_dir must be a folder; {a_file} is a file"):
+        _explain_folder(folder / "images", a_file, model)
+    with pytest.raises(ValueError, match=r"lies under .*a_file, which is a file"):
+        _explain_folder(folder / "images", a_file / "sub", model)
+    base = [str(folder / "images"), "--model", "demo", "--weights", str(folder / "demo.pt"), "--no-progress"]
+    assert dataset_main([*base, "--output-dir", str(a_file)]) == 2
+    assert f"--output-dir must be a folder; {a_file} is a file" in _one_error_line(capsys)
+    assert dataset_main([*base, "--output-dir", str(a_file / "sub" / "deeper")]) == 2
+    assert "--output-dir must be a folder" in _one_error_line(capsys)
+    # an unwritable folder (the tests may run as root, for whom permissions do not apply: simulate it)
+    locked = tmp_path / "read_only"
+    locked.mkdir()
+    monkeypatch.setattr(storage.os, "access", lambda path, mode: not str(path).startswith(str(locked)))
+    assert dataset_main([*base, "--output-dir", str(locked)]) == 2
+    assert f"--output-dir: cannot write into the folder {locked}: permission denied" in _one_error_line(capsys)
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert dataset_main([*base, "--output-dir", str(tmp_path / "new")]) == 2
+    assert "--output-dir: cannot create the folder" in _one_error_line(capsys)
+
+
+def test_disk_full_is_one_line_that_says_what_was_kept_and_resume_completes(
+    folder: Path,
+    api_reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out"
+    args = [*_cli_args(folder, out)[:-5], "--num-workers", "0", "--metric", "complexity", "--no-progress"]
+    monkeypatch.setenv("GRAD_CAM_DATASET_FAIL_AFTER", "2")
+    monkeypatch.setenv("GRAD_CAM_DATASET_FAIL_MODE", "disk-full")
+    threads = torch.get_num_threads()
+    try:
+        assert dataset_main(args) == 2
+    finally:
+        torch.set_num_threads(threads)
+    line = _one_error_line(capsys)
+    assert "[Errno 28] no space left on the device of" in line and "shard-000002.npz" in line
+    assert "the 2 finished shard(s) of 5 are kept; free some space and run the same command again to resume" in line
+    assert _temporary_files(out) == [] and not (out / "index.csv").exists()
+    monkeypatch.delenv("GRAD_CAM_DATASET_FAIL_AFTER")
+    try:
+        assert dataset_main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    index = read_index(out)
+    reference = read_index(api_reference)
+    np.testing.assert_array_equal(index["complexity"], reference["complexity"])
+    np.testing.assert_array_equal(read_maps(out), read_maps(api_reference))
+
+
+def test_resume_with_other_weights_or_image_size_is_refused(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    model = _model(folder)
+    _explain_folder(folder / "images", out, model)
+    manifest = storage.read_manifest(out)
+    assert manifest is not None and manifest["format"] == 2
+    assert manifest["model"] == {
+        "class": "pytorch_grad_cam.demo.model.DemoCNN",
+        "state_dict_sha256": storage.state_dict_fingerprint(model),
+    }
+    assert manifest["dataset"]["size"] == SIZE and manifest["dataset"]["fingerprint"] == "stat"
+    other = _model(folder)
+    with torch.no_grad():
+        other.classifier.bias.add_(1e-3)
+    with pytest.raises(ValueError, match=r"other settings \(model.state_dict_sha256: \"[0-9a-f]+"):
+        _explain_folder(folder / "images", out, other)
+    with pytest.raises(ValueError, match=r"dataset.size: 64 → 48"):
+        _explain_folder(folder / "images", out, model, size=48)
+    # the same through the CLI: another --weights file, another --image-size
+    cli_out = tmp_path / "cli"
+    base = [str(folder / "images"), "--output-dir", str(cli_out), "--model", "demo", "--num-workers", "0"]
+    threads = torch.get_num_threads()
+    try:
+        assert dataset_main([*base, "--weights", str(folder / "demo.pt"), "--no-progress"]) == 0
+        capsys.readouterr()
+        save_demo_model(other, tmp_path / "other.pt")
+        assert dataset_main([*base, "--weights", str(tmp_path / "other.pt"), "--no-progress"]) == 2
+        assert "model.state_dict_sha256" in _one_error_line(capsys)
+        assert dataset_main([*base, "--weights", str(folder / "demo.pt"), "--image-size", "32", "--no-progress"]) == 2
+        assert "dataset.size: 64 → 32" in _one_error_line(capsys)
+        corrupt = tmp_path / "corrupt.pt"
+        corrupt.write_bytes(os.urandom(256))
+        assert dataset_main([*base, "--weights", str(corrupt), "--no-progress"]) == 2
+        assert f"--weights: cannot read {corrupt} as a demo weights file" in _one_error_line(capsys)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_replaced_images_are_recomputed_on_resume(folder: Path, tmp_path: Path) -> None:
+    images = _copy_images(folder, tmp_path)
+    model = _model(folder)
+    out = tmp_path / "out"
+    _explain_folder(images, out, model)
+    before = read_maps(out)
+    dataset = ImageFolderDataset(images, size=SIZE, mean=MEAN, std=STD)
+    changed = images / dataset.files[10]  # in shard 1
+    replacement = np.zeros((SIZE, SIZE, 3), np.uint8)
+    replacement[20:40, 5:30] = (255, 0, 255)
+    cv2.imwrite(str(changed), replacement)
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # also when the clock is coarse
+    with pytest.warns(UserWarning, match=r"shard-000001.npz holds 1 image\(s\) that changed since it was written"):
+        run = _explain_folder(images, out, model)
+    assert (run.shards_skipped, run.shards_written) == ([0, 2, 3, 4], [1])
+    fresh = tmp_path / "fresh"
+    _explain_folder(images, fresh, model)
+    np.testing.assert_array_equal(read_maps(out), read_maps(fresh))
+    assert not np.array_equal(read_maps(out)[10], before[10])
+    # sha256 fingerprints: a same-size replacement with the old modification time is still caught
+    hashed = tmp_path / "hashed"
+    explain_dataset(
+        ImageFolderDataset(images, size=SIZE, mean=MEAN, std=STD, fingerprint="sha256"),
+        model,
+        [model.features[-1]],
+        hashed,
+        batch_size=BATCH,
+        progress=False,
+    )
+    stat = changed.stat()
+    replacement[0, 0] = (1, 2, 3)
+    ok, encoded = cv2.imencode(".png", replacement)
+    assert ok
+    changed.write_bytes(encoded.tobytes())
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the old modification time
+    with pytest.warns(UserWarning, match="changed since it was written"):
+        run = explain_dataset(
+            ImageFolderDataset(images, size=SIZE, mean=MEAN, std=STD, fingerprint="sha256"),
+            model,
+            [model.features[-1]],
+            hashed,
+            batch_size=BATCH,
+            progress=False,
+        )
+    assert run.shards_written == [1]
+
+
+def test_corrupt_and_unreadable_images_are_skipped_with_a_warning_and_listed(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = _copy_images(folder, tmp_path)
+    names = ImageFolderDataset(images).files
+    (images / names[3]).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    (images / names[9]).write_bytes(b"")
+    model = _model(folder)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match=r"skipped image .*: cannot decode") as caught:
+        _explain_folder(images, out, model)
+    assert sum("skipped image" in str(w.message) for w in caught) == 2
+    index, maps = read_index(out), read_maps(out)
+    failed = [i for i, error in enumerate(index["error"].tolist()) if error]
+    assert failed == [3, 9]
+    assert "cannot decode" in index["error"][3] and "(0 bytes)" in index["error"][9]
+    assert index["target"][3] == -1 and np.isnan(index["score"][3]) and np.isnan(index["complexity"][3])
+    assert np.isnan(maps[3]).all() and np.isnan(maps[9]).all()
+    # the other images of those shards are explained as if alone
+    dataset = ImageFolderDataset(images, size=SIZE, mean=MEAN, std=STD)
+    keep = [i for i in range(BATCH) if i != 3]
+    x = torch.stack([dataset[i]["image"] for i in keep])
+    with GradCAM(model, [model.features[-1]]) as cam:
+        expected = cam(x, [ClassifierOutputTarget(int(c)) for c in index["target"][keep]])
+    np.testing.assert_allclose(maps[keep], expected, atol=1e-6)
+    # the CLI goes on too, with the warning on stderr and exit 0
+    cli_out = tmp_path / "cli"
+    threads = torch.get_num_threads()
+    try:
+        with pytest.warns(UserWarning, match="skipped image"):
+            assert (
+                dataset_main([str(images), "--output-dir", str(cli_out), "--model", "demo", *_demo_rest(folder)]) == 0
+            )
+    finally:
+        torch.set_num_threads(threads)
+    assert read_index(cli_out)["error"].tolist() == index["error"].tolist()
+
+
+def _demo_rest(folder: Path) -> list[str]:
+    return ["--weights", str(folder / "demo.pt"), "--num-workers", "0", "--no-progress"]
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    model = _model(folder)
+    in_use = rf"output_dir {out} is in use by another run \(pid {os.getpid()}"
+    # the lock held as another process holding the folder would
+    with storage.output_dir_lock(out), pytest.raises(storage.OutputDirInUse, match=in_use):
+        _explain_folder(folder / "images", out, model)
+    assert not (out / "manifest.json").exists()
+    # a lock file left by a killed run (its OS lock is gone with the process) does not block
+    (out / ".lock").write_text("pid 999999 on elsewhere\n")
+    run = _explain_folder(folder / "images", out, model)
+    assert run.shards_written == [0, 1, 2, 3, 4]
+
+
+def test_load_shard_closes_a_truncated_file(folder: Path, api_reference: Path, tmp_path: Path) -> None:
+    shard = tmp_path / "shard.npz"
+    shard.write_bytes((api_reference / "shards" / "shard-000000.npz").read_bytes()[:500])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert storage.load_shard(shard, np.arange(BATCH), ["random", "complexity"], np.dtype(np.float32)) is None
+        gc.collect()
+    assert [type(w.message) for w in caught] == [UserWarning] and "damaged" in str(caught[0].message)

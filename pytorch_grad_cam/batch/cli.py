@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pytorch_grad_cam.batch.folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
+from pytorch_grad_cam.batch import storage
+from pytorch_grad_cam.batch.folder import FINGERPRINTS, IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
 from pytorch_grad_cam.batch.pipeline import explain_dataset, map_metric
 from pytorch_grad_cam.cli import CLIError, default_target_layers, load_torchvision_model, report_error
 from pytorch_grad_cam.methods import METHOD_NAMES, get_method
@@ -113,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch intra-op threads per process (torchrun sets OMP_NUM_THREADS=1)",
     )
+    parser.add_argument(
+        "--fingerprint",
+        choices=FINGERPRINTS,
+        default="stat",
+        help="how a resumed run tells that an image file changed: its size and modification time (stat, default) "
+        "or a hash of its bytes (sha256, reads every file again)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random parts, per shard (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--fail-after-shards", type=int, default=None, help=argparse.SUPPRESS)  # test hook
@@ -131,8 +140,8 @@ def _load_model(
         model: nn.Module
         try:
             model = load_demo_model(path=args.weights)
-        except FileNotFoundError as error:
-            raise CLIError(f"--model demo: {error}") from None
+        except (FileNotFoundError, ValueError) as error:
+            raise CLIError(f"{'--weights' if args.weights else '--model demo'}: {error}") from None
         layers, reshape, size, mean, std = demo_target_layers(model), None, SCENE_SIZE, MEAN, STD
     else:
         model, _, size = load_torchvision_model(args.model, args.weights)
@@ -161,10 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CLIError(f"{name} must be at least {low}; got {value}")
         if not os.path.isdir(args.image_dir):
             raise CLIError(f"image_dir must be a folder of images; got {args.image_dir!r}")
+        if int(os.environ.get("RANK", "0")) == 0:  # before loading the model; rank 0 creates the folder
+            storage.prepare_output_dir(Path(args.output_dir), "--output-dir")
         if args.num_threads is not None:
             torch.set_num_threads(args.num_threads)
         model, layers, reshape, size, mean, std = _load_model(args)
-        dataset = ImageFolderDataset(args.image_dir, size=size, mean=mean, std=std)
+        dataset = ImageFolderDataset(args.image_dir, size=size, mean=mean, std=std, fingerprint=args.fingerprint)
         factories = _metric_factories()
         metrics = {name: factories[name]() for name in dict.fromkeys(args.metric)}
         run = explain_dataset(
@@ -174,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.output_dir,
             args.method,
             reshape_transform=reshape,
+            settings={"model": args.model},
             target=args.target,
             metrics=metrics,
             batch_size=args.batch_size,
@@ -189,5 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if run.rank == 0:
             print(os.fspath(run.index_path))
         return 0
-    except (CLIError, ValueError) as error:
+    except (
+        CLIError,
+        ValueError,
+        storage.OutputDirInUse,
+        OSError,
+    ) as error:  # OSError: a full disk, saying what was kept
         return report_error("grad-cam-dataset", error)

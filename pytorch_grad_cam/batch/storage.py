@@ -4,6 +4,7 @@
 
     OUTPUT_DIR/
       manifest.json                 the run's configuration (a resumed run must match it)
+      .lock                         held (an OS file lock) by the run writing into the folder
       shards/shard-000000.npz       batch 0: images 0 .. B-1
       shards/shard-000001.npz       batch 1: images B .. 2B-1
       ...
@@ -11,7 +12,10 @@
 
 A shard holds the arrays ``indices`` (int64 dataset positions), ``ids`` (str), ``targets`` and ``labels``
 (int64, ``-1`` for no label), ``scores`` (float32, the explained class's model output), ``maps`` (float32 or
-float16, ``(n, H, W)``) and one float64 array ``metric__<name>`` per metric.
+float16, ``(n, H, W)``), ``errors`` (str, empty when the image was explained, else why it was skipped; its
+map, score and metrics are NaN and its target ``-1``), ``fingerprints`` (str, the dataset's fingerprint of each
+image when written, e.g. size and modification time of the file) and one float64 array ``metric__<name>`` per
+metric.
 
 Every file is written to a temporary name in the same folder, flushed to disk and moved into place with
 ``os.replace``, so a file under its final name is always complete; a leftover temporary file (a run that was
@@ -21,24 +25,30 @@ killed) is ignored and removed by the next run.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import socket
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 SHARD_DIR = "shards"
 INDEX_FILE = "index.csv"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
 METRIC_PREFIX = "metric__"
 #: The arrays every shard holds (metrics come on top).
-SHARD_KEYS: tuple[str, ...] = ("indices", "ids", "targets", "labels", "scores", "maps")
-#: The leading columns of the index, before the metric columns and ``shard``, ``row``.
+SHARD_KEYS: tuple[str, ...] = ("indices", "ids", "targets", "labels", "scores", "maps", "errors", "fingerprints")
+#: The leading columns of the index, before the metric columns and ``error``, ``shard``, ``row``.
 INDEX_COLUMNS: tuple[str, ...] = ("index", "image_id", "target", "label", "score")
 
 
@@ -82,9 +92,110 @@ def atomic_write(
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:  # e.g. ENOSPC raised by a write: say which file
+            error.filename = os.fspath(path)
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def prepare_output_dir(output_dir: Path, name: str = "output_dir") -> None:
+    """Create ``output_dir`` and its shard folder, or raise a ``ValueError`` naming ``name`` that says why not.
+
+    Args:
+        output_dir: the folder of the run.
+        name: what the user called it (``"output_dir"``; the CLI passes ``"--output-dir"``).
+
+    Raises:
+        ValueError: ``output_dir`` is a file, lies under a file, or cannot be created or written into.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{name} must be a folder; {output_dir} is a file")
+    blocking = next((parent for parent in output_dir.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"{name} must be a folder; {output_dir} lies under {blocking}, which is a file")
+    try:
+        (output_dir / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{name}: cannot create the folder {output_dir}: {error.strerror or error}") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK) or not os.access(output_dir / SHARD_DIR, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write into the folder {output_dir}: permission denied")
+
+
+class OutputDirInUse(RuntimeError):
+    """Another run is writing into the output folder."""
+
+
+@contextmanager
+def output_dir_lock(output_dir: Path, name: str = "output_dir") -> Iterator[None]:
+    """Hold ``OUTPUT_DIR/.lock`` (an operating-system lock, released even when the process is killed) inside.
+
+    The file keeps the holder's host and pid, for the message a second run gets.
+
+    Raises:
+        OutputDirInUse: another run (another process) holds the folder (a ``RuntimeError``).
+        ValueError: the lock file cannot be created (``name`` is named).
+    """
+    path = output_dir / LOCK_FILE
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ValueError(f"{name}: cannot write into the folder {output_dir}: {error.strerror or error}") from None
+    try:
+        if not _try_lock(descriptor):
+            os.lseek(descriptor, 0, os.SEEK_SET)
+            holder = os.read(descriptor, 200).decode("utf-8", "replace").strip() or "another process"
+            raise OutputDirInUse(
+                f"{name} {output_dir} is in use by another run ({holder}); wait for it to finish or use another folder"
+            )
+        os.ftruncate(descriptor, 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock; the file stays (removing it would race a new holder)
+
+
+def _try_lock(descriptor: int) -> bool:
+    """Take an exclusive, non-blocking lock on the open file; False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def state_dict_fingerprint(model: nn.Module) -> str:
+    """The SHA-256 of the model's state dict (names, dtypes, shapes and values): what identifies its weights.
+
+    Raises:
+        ValueError: when a tensor has no data (the ``meta`` device).
+    """
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode("utf-8"))
+        if not isinstance(value, torch.Tensor):
+            digest.update(repr(value).encode("utf-8"))
+            continue
+        if value.is_meta:
+            raise ValueError(f"model has tensors on the meta device ({key}): load its weights first")
+        digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+        data = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
 
 
 def remove_temporary_files(output_dir: Path) -> int:
@@ -109,16 +220,27 @@ def write_shard(
 
 
 def load_shard(
-    path: Path, expected_indices: np.ndarray, metric_names: Sequence[str], map_dtype: np.dtype
+    path: Path,
+    expected_indices: np.ndarray,
+    metric_names: Sequence[str],
+    map_dtype: np.dtype,
+    fingerprints: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray] | None:
     """Read a finished shard and check it; ``None`` (with a warning) when it is missing, partial or foreign.
 
     Every array is read in full, so a damaged file (bad zip CRC, truncated data) is detected.
+
+    Args:
+        path: the shard file.
+        expected_indices: the dataset positions the shard must hold.
+        metric_names: the run's metrics.
+        map_dtype: the dtype the maps must have.
+        fingerprints: the images' fingerprints now; a shard written for other file contents is stale.
     """
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         warnings.warn(f"{path} is damaged ({type(error).__name__}: {error}); it is computed again", stacklevel=3)
@@ -133,6 +255,9 @@ def load_shard(
         problem = f"maps of shape {arrays['maps'].shape} and dtype {arrays['maps'].dtype}"
     elif any(arrays[key].shape[0] != len(expected_indices) for key in expected_keys):
         problem = "arrays of different lengths"
+    elif fingerprints is not None and arrays["fingerprints"].tolist() != list(fingerprints):
+        changed = [str(i) for i, a, b in zip(arrays["ids"], arrays["fingerprints"], fingerprints) if a != b]
+        problem = f"{len(changed)} image(s) that changed since it was written (e.g. {changed[0]})"
     if problem is not None:
         warnings.warn(f"{path} holds {problem}; it is computed again", stacklevel=3)
         return None
@@ -152,6 +277,7 @@ def shard_rows(arrays: Mapping[str, np.ndarray], shard_file: str, metric_names: 
         }
         for name in metric_names:
             record[name] = float(arrays[METRIC_PREFIX + name][row])
+        record["error"] = str(arrays["errors"][row])
         record["shard"] = shard_file
         record["row"] = row
         rows.append(record)
@@ -173,7 +299,7 @@ def read_rank_index(path: Path) -> list[dict[str, Any]]:
 
 def write_index(path: Path, rows: Sequence[Mapping[str, Any]], metric_names: Sequence[str]) -> None:
     """The final index, ``index.csv``: one row per image in dataset order, floats with ``repr`` (exact)."""
-    columns = [*INDEX_COLUMNS, *metric_names, "shard", "row"]
+    columns = [*INDEX_COLUMNS, *metric_names, "error", "shard", "row"]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
@@ -190,7 +316,8 @@ def read_index(output_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
     Returns:
         ``{"index": int64, "image_id": str, "target": int64, "label": int64, "score": float64, <metric>:
-        float64 ..., "shard": str, "row": int64}``, one entry per image in dataset order.
+        float64 ..., "error": str, "shard": str, "row": int64}``, one entry per image in dataset order; ``error``
+        is empty for the explained images and says why for the skipped ones (their score and metrics are NaN).
 
     Raises:
         FileNotFoundError: when the run has not finished (no ``index.csv``).
@@ -207,7 +334,7 @@ def read_index(output_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         values = [record[position] for record in records]
         if name in ("index", "target", "label", "row"):
             columns[name] = np.array([int(v) for v in values], dtype=np.int64)
-        elif name in ("image_id", "shard"):
+        elif name in ("image_id", "error", "shard"):
             columns[name] = np.array(values, dtype=str)
         else:
             columns[name] = np.array([float(v) for v in values], dtype=np.float64)
@@ -215,12 +342,13 @@ def read_index(output_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def read_maps(output_dir: str | os.PathLike[str]) -> np.ndarray:
-    """Every map of a finished run, ``(N, H, W)`` in dataset order, in the dtype they were stored in."""
+    """Every map of a finished run, ``(N, H, W)`` in dataset order, in the dtype they were stored in (the maps
+    of skipped images, those with an ``error`` in the index, are NaN)."""
     root = Path(output_dir)
     index = read_index(root)
     maps: list[np.ndarray] = []
     for shard in dict.fromkeys(index["shard"].tolist()):
-        with np.load(root / shard, allow_pickle=False) as data:
+        with open(root / shard, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             maps.append(data["maps"])
     result = np.concatenate(maps) if maps else np.zeros((0, 0, 0), np.float32)
     rows = np.concatenate([np.arange(len(m)) for m in maps]) if maps else np.zeros(0, np.int64)

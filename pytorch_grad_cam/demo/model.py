@@ -139,20 +139,34 @@ def load_demo_model(device: str | torch.device = "cpu", path: str | Path | None 
 
     Raises:
         FileNotFoundError: if the weights file is missing.
-        ValueError: if the weights file was trained for other classes than :data:`DEMO_CLASSES`.
+        ValueError: if the file is not a demo weights file (corrupt, another format, weights that do not fit)
+            or was trained for other classes than :data:`DEMO_CLASSES`.
     """
     path = DEMO_WEIGHTS if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"demo model weights not found at {path}; train them with `python -m pytorch_grad_cam.demo.train`"
         )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for a foreign file
+        raise ValueError(
+            f"cannot read {path} as a demo weights file ({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
+    if not isinstance(payload, dict) or not {"classes", "widths", "state_dict"} <= payload.keys():
+        raise ValueError(
+            f"{path} is not a demo weights file written by save_demo_model (it holds {type(payload).__name__}"
+            f"{' with the keys ' + str(sorted(payload)) if isinstance(payload, dict) else ''})"
+        )
     classes = tuple(payload["classes"])
     if classes != DEMO_CLASSES:
         raise ValueError(f"the weights file {path} is for classes {classes}; this version expects {DEMO_CLASSES}")
     model = DemoCNN(len(classes), payload["widths"])
-    model.load_state_dict(
-        {key: value.float() if value.is_floating_point() else value for key, value in payload["state_dict"].items()}
-    )
+    try:
+        model.load_state_dict(
+            {key: v.float() if v.is_floating_point() else v for key, v in payload["state_dict"].items()}
+        )
+    except (RuntimeError, AttributeError) as error:
+        raise ValueError(f"the weights in {path} do not fit the demo model: {str(error).splitlines()[0]}") from None
     model.metadata = dict(payload.get("metadata", {}))
     return model.to(device).eval()
