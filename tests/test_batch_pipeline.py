@@ -584,15 +584,36 @@ def _demo_rest(folder: Path) -> list[str]:
     return ["--weights", str(folder / "demo.pt"), "--num-workers", "0", "--no-progress"]
 
 
-def test_a_second_run_into_a_folder_in_use_is_refused(folder: Path, tmp_path: Path) -> None:
+def test_a_second_run_into_a_folder_in_use_is_refused(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     model = _model(folder)
-    in_use = rf"output_dir {out} is in use by another run \(pid {os.getpid()}"
-    # the lock held as another process holding the folder would
-    with storage.output_dir_lock(out), pytest.raises(storage.OutputDirInUse, match=in_use):
-        _explain_folder(folder / "images", out, model)
-    assert not (out / "manifest.json").exists()
+    holder = subprocess.Popen(  # another run's process, holding the folder
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom pytorch_grad_cam.batch.storage import output_dir_lock\n"
+            "with output_dir_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n    time.sleep(600)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(
+            storage.OutputDirInUse, match=rf"output_dir {out} is in use by another run \(pid {holder.pid}"
+        ):
+            _explain_folder(folder / "images", out, model)
+        assert not (out / "manifest.json").exists()
+        base = [str(folder / "images"), "--output-dir", str(out), "--model", "demo", *_demo_rest(folder)]
+        assert dataset_main(base) == 2
+        assert f"is in use by another run (pid {holder.pid} on " in _one_error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
     # a lock file left by a killed run (its OS lock is gone with the process) does not block
     (out / ".lock").write_text("pid 999999 on elsewhere\n")
     run = _explain_folder(folder / "images", out, model)
