@@ -11,6 +11,7 @@ from torch import nn
 from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.core import LayerRecord, Target
 from pytorch_grad_cam.core.checks import check_choice, check_real
+from pytorch_grad_cam.core.layers import channel_axis_of
 from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import ActivationShapeError, PerturbationCAM, check_same_layout, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
@@ -41,10 +42,14 @@ class AblationCAM(PerturbationCAM):
 
     Args:
         model: the network to explain.
-        target_layers: the layers whose channels are ablated.
+        target_layers: the layers whose channels are ablated (``None``: chosen at the first call, see
+            :class:`BaseCAM`).
         reshape_transform: see :class:`BaseCAM`; the ablation itself works on the raw layer output.
-        ablation_layer: how a channel is switched off: :class:`AblationLayer` (``(N, C, *spatial)`` outputs),
-            :class:`AblationLayerVit` (tokens) or :class:`AblationLayerFasterRCNN` (feature pyramids).
+        ablation_layer: how a channel is switched off: :class:`AblationLayer` (the default) or
+            :class:`AblationLayerVit` switch off one channel of the layer output, on the axis that holds the
+            channels — found from the layout (1 for ``(N, C, h, w)`` maps; the last axis for channels-last maps
+            and tokens, whose ``reshape_transform``, automatic or given, moves it first);
+            :class:`AblationLayerFasterRCNN` for feature pyramids.
         batch_size: ablated channels per forward pass (also settable as ``cam.batch_size``).
         ratio_channels_to_ablate: share of the channels ablated, in (0, 1]; the others get weight 0.
         strategy: ``"auto"``, ``"fast"`` (the cut model only; an error when it cannot be used) or ``"full"``
@@ -60,7 +65,7 @@ class AblationCAM(PerturbationCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Layers,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         ablation_layer: AblationLayer | None = None,
         batch_size: int = 32,
@@ -91,6 +96,7 @@ class AblationCAM(PerturbationCAM):
             self.fast_path_used = []
         layer_name = f"target_layers[{layer.index}]"
         images, channels = activations.shape[:2]
+        self._follow_layout(raw, channels)
         original = target_scores(targets, self.outputs).to(activations.device)
         ablated_scores = original[:, None].repeat(1, channels)
         split = self._split(target_layer) if self.strategy != "full" else None
@@ -128,6 +134,22 @@ class AblationCAM(PerturbationCAM):
         self.fast_path_used.append(split is not None)
         original = original[:, None].clone()
         return (original - ablated_scores.clone()) / original.abs()
+
+    def _follow_layout(self, raw: Any, channels: int) -> None:
+        """Point the ablation layer at the axis of the raw layer output that holds the channels: 1 for
+        ``(B, C, h, w)`` maps, the last axis for channels-last maps and tokens (the axis the reshape transform,
+        automatic or given, turns into channels). An ablation layer with its own ``forward`` is left alone."""
+        layer = self.ablation_layer
+        if not isinstance(layer, AblationLayer) or type(layer).forward is not AblationLayer.forward:
+            return
+        axis = channel_axis_of(self.reshape_transform, raw, channels)
+        if axis is not None:
+            layer.channel_axis = axis
+        elif isinstance(raw, torch.Tensor) and raw.shape[layer.channel_axis % raw.ndim] != channels:
+            raise ValueError(
+                f"AblationCAM cannot tell which axis of the target layer's output {tuple(raw.shape)} holds the "
+                f"{channels} channels of its reshaped activations; set ablation_layer.channel_axis"
+            )
 
     def _ablated_batch(self, raw: Any, image: int, chosen: torch.Tensor) -> Any:
         """Copies of image ``image``'s layer output, row ``i`` with channel ``chosen[i]`` switched off."""

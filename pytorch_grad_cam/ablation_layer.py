@@ -17,7 +17,10 @@ ABLATION_OFFSET = 1e7
 
 
 class AblationLayer(nn.Module):
-    """Switches off one channel per batch row of a ``(N, C, *spatial)`` layer output.
+    """Switches off one channel per batch row of a layer output: ``(N, C, *spatial)`` by default, or any layout
+    with the channels on :attr:`channel_axis` (``-1`` for channels-last maps ``(N, h, w, C)`` and transformer
+    tokens ``(N, tokens, C)``). :class:`~pytorch_grad_cam.AblationCAM` sets the axis from the layer's layout (the
+    axis its ``reshape_transform`` turns into channels), so one ablation layer serves every layout.
 
     Row ``i`` of the batch prepared by :meth:`set_next_batch` gets channel ``indices[i]`` set to 0 when the
     layer's minimum is 0 (ReLU outputs, as in the paper), otherwise to ``min - 1e7`` so that the channel sits
@@ -28,6 +31,8 @@ class AblationLayer(nn.Module):
 
     indices: torch.Tensor
     activations: Any
+    #: The axis of the layer output holding the channels (1: ``(N, C, *spatial)``; -1: channels last, tokens).
+    channel_axis: int = 1
 
     # ------------------------------------------------------------------------------ channel selection
     def objectiveness_mask_from_svd(self, activations: torch.Tensor, threshold: float = 0.01) -> torch.Tensor:
@@ -76,21 +81,23 @@ class AblationLayer(nn.Module):
         return 0.0 if low == 0 else low - ABLATION_OFFSET
 
     def forward(self, x: Any = None) -> Any:
-        """The prepared batch with channel ``indices[i]`` of row ``i`` ablated (``x`` is not read)."""
+        """The prepared batch with channel ``indices[i]`` (on :attr:`channel_axis`) of row ``i`` ablated (``x`` is
+        not read)."""
         output = self.activations
+        axis = self.channel_axis % output.ndim
+        if axis == 0:
+            raise ValueError("AblationLayer.channel_axis cannot be the batch axis 0")
         rows = torch.arange(output.shape[0], device=output.device)
-        output[rows, self.indices[: output.shape[0]].to(output.device)] = self.ablation_value(output)
+        channels = self.indices[: output.shape[0]].to(output.device)
+        output[(rows,) + (slice(None),) * (axis - 1) + (channels,)] = self.ablation_value(output)
         return output
 
 
 class AblationLayerVit(AblationLayer):
-    """:class:`AblationLayer` for transformer tokens ``(N, tokens, C)``: the channels are on the last axis."""
+    """:class:`AblationLayer` for transformer tokens ``(N, tokens, C)`` (and channels-last maps): the channels
+    are on the last axis."""
 
-    def forward(self, x: Any = None) -> Any:
-        output = self.activations
-        rows = torch.arange(output.shape[0], device=output.device)
-        output[rows, :, self.indices[: output.shape[0]].to(output.device)] = self.ablation_value(output)
-        return output
+    channel_axis = -1
 
 
 class AblationLayerFasterRCNN(AblationLayer):

@@ -6,7 +6,7 @@ sees it resized to its input size; the maps are upsampled back, bilinearly); ``-
 into one figure instead.
 
 Quiet unless ``--verbose``: no progress bars, and each warning a method raises is summarised as one line on
-stderr, ``warning (<method>): <message>``.
+stderr, ``warning (<method>): <message>``. ``--verbose --no-progress`` shows the warnings in full without bars.
 
 ``python cam.py --model demo`` runs offline on the project's own trained model and example image.
 """
@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=str,
         action="append",
         default=None,
-        help="dotted path of a target layer, e.g. layer4.2 or features.-1 (repeatable)",
+        help="dotted path of a target layer, e.g. layer4.2 or features.-1 (repeatable; default: chosen "
+        "automatically from a forward pass, printed on stderr)",
     )
     parser.add_argument(
         "--target", type=str, default=None, help="class index or class name to explain (default: the top class)"
@@ -118,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         help="show progress bars and the methods' warnings in full (default: no bars, one line per warning)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars, with --verbose too (without --verbose there are none already)",
     )
     return parser
 
@@ -150,7 +156,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def read_image(path: str) -> np.ndarray:
-    """An image file as float32 RGB in [0, 1]."""
+    """An image file as uint8 RGB ``(H, W, 3)``; :func:`unit_float` and :func:`model_image` convert it (a huge
+    photo is resized before any float copy of it is made)."""
     if not os.path.isfile(path):
         raise CLIError(f"--image-path: no such file: {path}")
     from pytorch_grad_cam.utils.image import decode_image_file
@@ -161,11 +168,45 @@ def read_image(path: str) -> np.ndarray:
         raise CLIError(f"--image-path: cannot read {path}: {error.strerror or error}") from None
     if bgr is None:
         raise CLIError(f"--image-path: cannot read {path} as an image")
-    return np.float32(bgr[:, :, ::-1]) / 255
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def unit_float(image: np.ndarray) -> np.ndarray:
+    """A uint8 image as float32 in [0, 1] (``x / 255``, one allocation), a float image as a float32 copy."""
+    if image.dtype != np.uint8:
+        return np.array(image, dtype=np.float32)
+    values = image.astype(np.float32)
+    values /= 255
+    return values
+
+
+def model_image(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (uint8 or float RGB) at the model's input size ``(size, size)`` as float32 RGB in [0, 1].
+
+    The resize (``cv2.INTER_AREA``) comes first, on the uint8 pixels, as the reference's tutorials do
+    (``cv2.resize`` then ``np.float32(img) / 255``): a photo of any size costs one small float image. An image
+    already at the model's size is only converted.
+    """
+    if image.shape[:2] != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return unit_float(image)
+
+
+def auto_target_layers(model: nn.Module, input_tensor: torch.Tensor) -> tuple[list[nn.Module], Callable | None]:
+    """The target layer and reshape a CAM would choose without ``target_layers`` (one probe forward pass, see
+    :mod:`pytorch_grad_cam.core.layers`); prints ``target layer: <name> (auto; <layout>)`` on stderr."""
+    from pytorch_grad_cam.core.layers import choose_target_layer
+    from pytorch_grad_cam.core.model import eval_mode
+
+    with eval_mode(model):
+        choice = choose_target_layer(model, input_tensor)
+    print(f"target layer: {choice.name} (auto; {choice.detail()})", file=sys.stderr)
+    return [choice.layer], choice.reshape
 
 
 def default_target_layers(model_name: str, torchvision_model: nn.Module) -> tuple[list[nn.Module], Callable | None]:
-    """A sensible target layer (and reshape transform) for a torchvision model family."""
+    """A target layer (and reshape transform) per torchvision model family, by name (kept for scripts; cam.py
+    chooses with :func:`auto_target_layers`)."""
     from pytorch_grad_cam.utils.reshape_transforms import swinT_reshape_transform, vit_reshape_transform
 
     model: Any = torchvision_model  # each family has its own attributes
@@ -281,10 +322,9 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
         model, class_names, size = load_torchvision_model(args.model, args.weights)
         rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-        target_layers, reshape = default_target_layers(args.model, model)
-    photo = np.float32(rgb_img)
-    if rgb_img.shape[:2] != (size, size):
-        rgb_img = cv2.resize(rgb_img, (size, size), interpolation=cv2.INTER_AREA)
+        target_layers, reshape = [], None  # chosen from the input below, unless --target-layer names them
+    photo = unit_float(rgb_img)
+    rgb_img = model_image(rgb_img, size)
     if args.target_layer:
         try:
             target_layers = [get_layer_by_name(model, path) for path in args.target_layer]
@@ -292,7 +332,9 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
             raise CLIError(f"--target-layer: {error}") from None
     model = model.to(device)
     input_tensor = preprocess_image(rgb_img, mean=list(mean), std=list(std)).to(device)
-    return Setup(model, target_layers, reshape, np.float32(rgb_img), input_tensor, class_names, photo)
+    if not target_layers:
+        target_layers, reshape = auto_target_layers(model, input_tensor)
+    return Setup(model, target_layers, reshape, rgb_img, input_tensor, class_names, photo)
 
 
 # ------------------------------------------------------------------------------------------------- running
@@ -315,11 +357,11 @@ def run_method(setup: Setup, method: str, targets: list | None, args: argparse.N
     """The grayscale CAM ``(H, W)`` of one method, at the model's input size.
 
     Without ``--verbose`` progress bars are off and the method's warnings are caught and summarised on stderr,
-    one line each (the same message once).
+    one line each (the same message once); ``--no-progress`` turns the bars off with ``--verbose`` too.
     """
     cam_class = get_method(method)
     options: dict[str, Any] = {}
-    if not args.verbose and accepts_keyword(cam_class, "progress"):
+    if (args.no_progress or not args.verbose) and accepts_keyword(cam_class, "progress"):
         options["progress"] = False
     recorder: Any = nullcontext([]) if args.verbose else warnings.catch_warnings(record=True)
     with recorder as caught:

@@ -23,7 +23,12 @@ class FEM(BaseCAM):
     needs = CLASS_AGNOSTIC
 
     def __init__(
-        self, model: nn.Module, target_layers: Layers, reshape_transform: Reshape = None, k: float = 2, **kwargs: Any
+        self,
+        model: nn.Module,
+        target_layers: Layers | None = None,
+        reshape_transform: Reshape = None,
+        k: float = 2,
+        **kwargs: Any,
     ) -> None:
         super().__init__(model, target_layers, reshape_transform, **kwargs)
         self.k = k

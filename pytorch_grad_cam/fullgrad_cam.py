@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, Needs
 from pytorch_grad_cam.core.checks import check_bool, check_model, check_target_layers
+from pytorch_grad_cam.core.layers import TokenGridReshape, solve_token_grid
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
 from pytorch_grad_cam.core.types import Layers, Reshape
@@ -38,8 +40,11 @@ class FullGrad(BaseCAM):
     The bias layers are, as in the reference, the ``nn.Conv2d`` and ``nn.BatchNorm2d`` layers with a bias;
     ``all_bias_layers=True`` adds 1-D / 3-D convolutions and batch norms and ``nn.Linear`` layers. A layer's
     output gradient is used as a map in its own layout: channels first for convolutions and batch norms;
-    for a linear layer, channels last, or transformer tokens ``(B, N, C)`` turned into a map by
-    ``reshape_transform`` (a linear output that is no map, e.g. the classifier's, adds nothing).
+    for a linear layer, channels last (Swin, ConvNeXt), or transformer tokens ``(B, N, C)`` turned into a map by
+    ``reshape_transform`` or, without one, each layer on its own patch grid of the input (``h = H / p``,
+    ``w = W / p``, the extra tokens dropped; see :func:`~pytorch_grad_cam.core.layers.solve_token_grid`, which
+    raises ``ValueError`` when a layer's tokens fit several grids). A linear output that is no map of the input
+    (the classifier's, a class-attention query) adds nothing.
 
     ``target_layers`` is ignored (a warning says so when it is not empty); :meth:`bias_layers` lists the
     layers used. A model without bias layers gets the input-gradient part alone, as in the reference. Biases
@@ -55,13 +60,13 @@ class FullGrad(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Layers = (),
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         *,
         all_bias_layers: bool = False,
         **kwargs: Any,
     ) -> None:
-        if check_target_layers(target_layers, check_model(model), allow_empty=True):
+        if check_target_layers([] if target_layers is None else target_layers, check_model(model), allow_empty=True):
             warnings.warn(
                 "target_layers is ignored by FullGrad: every layer with a bias is used", UserWarning, stacklevel=2
             )
@@ -86,11 +91,28 @@ class FullGrad(BaseCAM):
                 return bias - mean * weight / torch.sqrt(var + layer.eps)
         return bias
 
-    def bias_map(self, layer: nn.Module, grad: torch.Tensor, spatial_dims: int) -> torch.Tensor | None:
-        """``∇_z y`` of one bias layer as a channels-first map ``(B, C, *spatial)``, or ``None`` if it is none."""
+    def bias_map(
+        self,
+        layer: nn.Module,
+        grad: torch.Tensor,
+        spatial_dims: int,
+        input_size: tuple[int, ...] | None = None,
+        evidence: Sequence[tuple[int, int]] = (),
+    ) -> torch.Tensor | None:
+        """``∇_z y`` of one bias layer as a channels-first map ``(B, C, *spatial)``, or ``None`` if it is none.
+
+        Tokens ``(B, N, C)`` of a linear layer go through ``reshape_transform`` or, without one (and given the
+        input's spatial ``input_size``), onto their own patch grid of the input; ``evidence`` holds the grids of
+        the maps met so far (the patch embedding's), which decide between grids that fit equally well.
+        """
         if isinstance(layer, nn.Linear):
-            if grad.ndim == 3 and self.reshape_transform is not None and spatial_dims == 2:
+            if grad.ndim == 3 and spatial_dims == 2 and self.reshape_transform is not None:
                 grad = self.reshape_transform(grad)  # transformer tokens → (B, C, h, w)
+            elif grad.ndim == 3 and spatial_dims == 2 and input_size is not None:
+                grid = solve_token_grid(grad.shape[1], input_size, evidence, what=f"the {type(layer).__name__} layer")
+                if grid is None:
+                    return None  # no map of the input (e.g. a class-attention query)
+                grad = TokenGridReshape(grid, input_size)(grad)
             else:
                 grad = grad.movedim(-1, 1)  # a channels-last map → channels first
         return grad if grad.ndim == spatial_dims + 2 else None
@@ -101,8 +123,15 @@ class FullGrad(BaseCAM):
         spatial_dims = len(size)
         input_part = (record.input_gradient * input_tensor.detach()).abs().float()  # type: ignore[operator]
         parts = [scale_cam_tensor(input_part.flatten(0, 1), size).reshape(input_part.shape)]
+        batch = input_tensor.shape[0]
+        # the grids of the maps, the last one before the tokens (a patch embedding's) first: the bias gradients
+        # come in backward order
+        grids = [tuple(g.shape[2:]) for layer, g in record.bias_gradients if not isinstance(layer, nn.Linear)]
+        evidence = [grid for grid in grids if len(grid) == 2]
         for layer, grad in record.bias_gradients:
-            channels_first = self.bias_map(layer, grad, spatial_dims)
+            if grad.ndim == 0 or grad.shape[0] != batch:
+                continue  # not one row per image (e.g. attention windows): no map of the input
+            channels_first = self.bias_map(layer, grad, spatial_dims, size, evidence)
             if channels_first is None:
                 continue  # not a map (e.g. the classifier): no spatial saliency
             bias = self.get_bias_data(layer).detach().to(grad.device, torch.float32)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from pytorch_grad_cam.core.checks import check_index, check_input_tensor, describe
-from pytorch_grad_cam.core.model import eval_mode, model_device
+from pytorch_grad_cam.core.checks import check_index, check_input_tensor, check_model_has_data, describe
+from pytorch_grad_cam.core.model import autograd_ready, eval_mode, model_device
 from pytorch_grad_cam.core.outputs import target_scores
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.utils.image import deprocess_image
@@ -32,6 +34,50 @@ class GuidedBackpropReLU(torch.autograd.Function):
         return grad_output.clamp_min(0) * (input_img > 0).to(grad_output.dtype)
 
 
+class GuidedBackpropReLUInPlace(torch.autograd.Function):
+    """In-place :class:`GuidedBackpropReLU` (for ``relu_``, ``F.relu(x, inplace=True)``): the same gradient,
+    read from the output (``y > 0`` exactly where ``x > 0``)."""
+
+    @staticmethod
+    def forward(ctx: Any, input_img: torch.Tensor) -> torch.Tensor:
+        input_img.clamp_(min=0)
+        ctx.mark_dirty(input_img)
+        ctx.save_for_backward(input_img)
+        return input_img
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        (output,) = ctx.saved_tensors
+        return grad_output.clamp_min(0) * (output > 0).to(grad_output.dtype)
+
+
+class GuidedFunctionalReLUs(TorchFunctionMode):
+    """While active (in this thread), the functional ReLUs a model calls in its ``forward`` are guided:
+    ``torch.relu``, ``F.relu`` (``inplace`` included), ``Tensor.relu`` and the in-place ``relu_`` forms.
+    Every other function runs unchanged."""
+
+    #: function → whether it works in place (``F.relu`` decides by its ``inplace`` argument).
+    RELUS: ClassVar[dict[Callable[..., Any], bool]] = {
+        torch.relu: False,
+        torch.Tensor.relu: False,
+        torch.relu_: True,
+        torch.Tensor.relu_: True,
+    }
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is F.relu:
+            in_place = bool(args[1] if len(args) > 1 else kwargs.get("inplace", False))
+        elif func in self.RELUS:
+            in_place = self.RELUS[func]
+        else:
+            return func(*args, **kwargs)
+        tensor = args[0] if args else kwargs["input"]
+        return (GuidedBackpropReLUInPlace if in_place else GuidedBackpropReLU).apply(tensor)
+
+
 class GuidedBackpropReLUasModule(nn.Module):
     """:class:`GuidedBackpropReLU` as a module, swapped in for every ``nn.ReLU`` during a call."""
 
@@ -45,12 +91,14 @@ class GuidedBackpropReLUModel:
     The gradient of the class score with respect to the input pixels, where every ReLU lets through only
     positive gradients at positive inputs: ``∂y_c/∂x`` with ``g_in = [x > 0]·[g_out > 0]·g_out`` at each ReLU.
 
-    During a call every ``nn.ReLU`` of the model is replaced by :class:`GuidedBackpropReLUasModule` and the
-    model is in eval mode; the original ReLU objects and ``training`` flags are put back on every exit path.
-    Each image of a batch gets its own gradient; no ``.grad`` is written and the input is not modified.
+    During a call every ``nn.ReLU`` of the model is replaced by :class:`GuidedBackpropReLUasModule`, the
+    functional ReLUs its ``forward`` calls (``torch.relu``, ``F.relu``, ``x.relu()``, in place or not) are guided
+    too (:class:`GuidedFunctionalReLUs`; the reference guides ``nn.ReLU`` modules only), and the model is in
+    eval mode; the original ReLU objects and ``training`` flags are put back on every exit path. Each image of
+    a batch gets its own gradient; no ``.grad`` is written and the input is not modified.
 
     Args:
-        model: the network (its ReLUs must be ``nn.ReLU`` modules to be guided).
+        model: the network.
         device: where to run; when given the model is moved there, as in the reference.
     """
 
@@ -78,8 +126,9 @@ class GuidedBackpropReLUModel:
             ``np.float32`` ``(H, W, C)`` for a single image (as the reference), ``(B, H, W, C)`` for a batch.
         """
         input_img = check_input_tensor(input_img, name="input_img")
+        check_model_has_data(self.model)
         device = self.device or model_device(self.model)
-        input_leaf = input_img.detach().to(device).requires_grad_(True)
+        input_leaf = autograd_ready(input_img.detach().to(device)).requires_grad_(True)
         with eval_mode(self.model), guided_relus(self.model), torch.enable_grad():
             output = self.forward(input_leaf)
             categories = self._categories(output, target_category, input_img.shape[0])
@@ -118,7 +167,8 @@ class GuidedBackpropReLUModel:
 
 @contextmanager
 def guided_relus(model: nn.Module) -> Iterator[None]:
-    """Swap every ``nn.ReLU`` of ``model`` for a guided one; put the very same ReLU objects back afterwards."""
+    """Swap every ``nn.ReLU`` of ``model`` for a guided one, and guide the functional ReLUs called in this thread
+    (:class:`GuidedFunctionalReLUs`); put the very same ReLU objects back afterwards."""
     swapped = [
         (parent, name, child)
         for parent in model.modules()
@@ -128,7 +178,8 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
     try:
         for parent, name, _ in swapped:
             parent._modules[name] = GuidedBackpropReLUasModule()
-        yield
+        with GuidedFunctionalReLUs():
+            yield
     finally:
         for parent, name, child in swapped:
             parent._modules[name] = child

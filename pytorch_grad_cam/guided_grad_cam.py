@@ -24,7 +24,8 @@ class GuidedGradCAM(CAMWrapper):
     cam.guided_gradients`` after a call (``guided_gradients``: ``(B, C, *spatial)`` float32 tensor), or the
     ready-to-save image ``cam_gb(grayscale_gradcam, guided_backprop)`` of :mod:`pytorch_grad_cam.guided_backprop`.
 
-    Every ``nn.ReLU`` of the model is swapped for a guided one during the guided pass and put back after.
+    Every ``nn.ReLU`` of the model is swapped for a guided one during the guided pass and put back after; the
+    functional ReLUs its ``forward`` calls (``torch.relu``, ``F.relu``, ``x.relu()``) are guided too.
 
     Args:
         model: the network to explain.

@@ -25,7 +25,7 @@ class KPCA_CAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Layers,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         kernel: str = "sigmoid",
         gamma: float | None = None,

@@ -46,7 +46,8 @@ class LeGrad(BaseCAM):
 
     Args:
         *args: ``model`` (the Vision Transformer), ``target_layers`` (encoder blocks or modules inside them,
-            e.g. ``[model.encoder.layers[-1]]``) and ``reshape_transform`` (required: maps tokens ``(B, N, D)``
+            e.g. ``[model.encoder.layers[-1]]``; ``None`` chooses the last block's ``ln_1`` and its token grid
+            automatically) and ``reshape_transform`` (required with explicit layers: maps tokens ``(B, N, D)``
             to ``(B, D, h, w)``, e.g. ``vit_reshape_transform``), as :class:`BaseCAM`.
         head: (keyword) maps a block's output tokens ``(B, N, D)`` to the model output; found automatically for
             torchvision's ``VisionTransformer``.
@@ -57,7 +58,7 @@ class LeGrad(BaseCAM):
 
     def __init__(self, *args: Any, head: Head | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.reshape_transform is None:
+        if self.reshape_transform is None and not self.auto_layers:  # the automatic choice brings one
             raise ValueError(
                 "LeGrad needs reshape_transform to turn tokens (B, N, D) into a (B, D, h, w) map, e.g. "
                 "pytorch_grad_cam.utils.reshape_transforms.vit_reshape_transform; got None"

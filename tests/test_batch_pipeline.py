@@ -628,3 +628,16 @@ def test_load_shard_closes_a_truncated_file(folder: Path, api_reference: Path, t
         assert storage.load_shard(shard, np.arange(BATCH), ["random", "complexity"], np.dtype(np.float32)) is None
         gc.collect()
     assert [type(w.message) for w in caught] == [UserWarning] and "damaged" in str(caught[0].message)
+
+
+def test_no_progress_also_silences_the_methods_own_bars(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = torch.get_num_threads()
+    try:
+        args = [str(folder / "images"), "--output-dir", str(tmp_path), "--model", "demo", *_demo_rest(folder)]
+        assert dataset_main([*args, "--method", "scorecam", "--batch-size", "20"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "%|" not in err

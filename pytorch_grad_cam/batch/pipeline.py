@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pytorch_grad_cam.batch import storage
+from pytorch_grad_cam.cli import accepts_keyword
 from pytorch_grad_cam.core import CAMMethod
 from pytorch_grad_cam.core.checks import (
     check_callable,
@@ -621,13 +622,13 @@ def _explain_shards(
             desc=f"explaining ({group.world_size} process{'es' if group.world_size > 1 else ''})",
         )
         fail_after, fail_mode = fault
+        options = dict(method_kwargs or {})
+        if not progress and "progress" not in options and accepts_keyword(cam_class, "progress"):
+            options["progress"] = False  # no per-channel bars of the method either (ScoreCAM, AblationCAM...)
         # CAMMethod declares no constructor; every CAM class takes these keywords
         make_cam: Callable[..., CAMMethod] = cam_class
         with make_cam(
-            model=model,
-            target_layers=list(target_layers),
-            reshape_transform=reshape_transform,
-            **dict(method_kwargs or {}),
+            model=model, target_layers=list(target_layers), reshape_transform=reshape_transform, **options
         ) as cam:
             try:
                 for shard, batch in zip(pending, data):

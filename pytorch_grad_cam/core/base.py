@@ -13,6 +13,10 @@ One call, ``cam(input_tensor, targets=None, aug_smooth=False, eigen_smooth=False
 6. the layers' maps are combined by :attr:`BaseCAM.layer_combiner` (the reference's mean of min-max scaled,
    resized maps by default) into a ``(B, *input spatial)`` map in [0, 1].
 
+Without ``target_layers`` the first call chooses the layer (and, without ``reshape_transform``, the reshape of its
+output) from one probe forward pass on its input (:mod:`pytorch_grad_cam.core.layers`); ``cam.target_layers``
+holds it from then on and ``repr(cam)`` names it.
+
 A method class declares :attr:`BaseCAM.needs` and implements :meth:`BaseCAM.channel_weights` (its ``w_c``) or
 :meth:`BaseCAM.layer_map` (an element-wise map), each given the layer's :class:`LayerRecord`; nothing else.
 
@@ -34,12 +38,18 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import check_bool, check_callable, check_model, check_target_layers
 from pytorch_grad_cam.core.combine import LayerCombiner, mean_of_scaled
+from pytorch_grad_cam.core.layers import LayerChoice, TokenGridReshape, choose_target_layer
 from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
 from pytorch_grad_cam.core.outputs import UnavailableTarget, default_targets, detached, target_scores, tensors_in
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.protocol import CAMMethod
-from pytorch_grad_cam.core.recording import ActivationsAndGradients, LayerRecord, twice_differentiable_attention
+from pytorch_grad_cam.core.recording import (
+    ActivationsAndGradients,
+    LayerRecord,
+    layer_name,
+    twice_differentiable_attention,
+)
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.types import Layers, Reshape, Targets
@@ -51,9 +61,14 @@ class BaseCAM(CAMMethod):
 
     Args:
         model: the network to explain; its ``training`` flags are set to eval during a call and restored.
-        target_layers: list of modules whose outputs are explained (their maps are combined).
+        target_layers: list of modules whose outputs are explained (their maps are combined); ``None`` (the
+            default) chooses one at the first call from a probe forward pass on its input: the last feature map
+            of a CNN, the norm before the last attention of a vision transformer, the last stage of a Swin /
+            ConvNeXt (see :mod:`pytorch_grad_cam.core.layers`); ``cam.target_layers`` holds it afterwards.
         reshape_transform: callable applied to each layer's output and gradient to give ``(B, C, h, w)``
-            (or ``(B, C, d, h, w)``) maps, e.g. for vision transformers.
+            (or ``(B, C, d, h, w)``) maps, e.g. for vision transformers. With ``target_layers=None`` and no
+            reshape, the reshape is chosen with the layer: none for ``(B, C, h, w)`` maps, a permute for
+            channels-last ``(B, h, w, C)`` maps, the patch grid of the input for tokens ``(B, N, C)``.
         compute_input_gradient: also record the gradient of the input (reference argument).
         uses_gradients: whether the method needs the layer gradients; ``None`` takes the class's
             :attr:`needs` (reference argument).
@@ -89,7 +104,7 @@ class BaseCAM(CAMMethod):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Layers,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         compute_input_gradient: bool = False,
         uses_gradients: bool | None = None,
@@ -101,7 +116,12 @@ class BaseCAM(CAMMethod):
         layer_combiner: LayerCombiner | None = None,
     ) -> None:
         self.model = check_model(model)
-        self.target_layers = check_target_layers(target_layers, model, allow_empty=self.layers_optional)
+        #: Whether the target layer is chosen automatically (``target_layers=None``); :attr:`auto_choice` holds the
+        #: choice after the first call.
+        self.auto_layers = target_layers is None and not self.layers_optional
+        self.auto_choice: LayerChoice | None = None
+        given = [] if target_layers is None else target_layers
+        self.target_layers = check_target_layers(given, model, allow_empty=self.layers_optional or self.auto_layers)
         self.reshape_transform = check_callable(reshape_transform, "reshape_transform")
         needs = type(self).needs
         if check_bool(compute_input_gradient, "compute_input_gradient"):
@@ -131,13 +151,16 @@ class BaseCAM(CAMMethod):
             model.to(torch.device(device))
         self.device = model_device(model)
         self._outputs: Any = None
-        self.activations_and_grads = ActivationsAndGradients(
-            model,
+        self.activations_and_grads = self._recorder()
+
+    def _recorder(self) -> ActivationsAndGradients:
+        return ActivationsAndGradients(
+            self.model,
             self.target_layers,
             self.reshape_transform,
-            detach,
-            attention=needs.attention_maps,
-            input_gradient=needs.input_gradient,
+            self.detach,
+            attention=self.needs.attention_maps,
+            input_gradient=self.needs.input_gradient,
         )
 
     # -------------------------------------------------------------------------------- reference flags
@@ -236,11 +259,16 @@ class BaseCAM(CAMMethod):
     def release(self) -> None:
         self.activations_and_grads.release()
 
+    def _call_state(self) -> object:
+        return self.activations_and_grads  # shared with the copies with_layer_combiner makes
+
     def explain(
         self, input_tensor: torch.Tensor, targets: Targets, *, aug_smooth: bool, eigen_smooth: bool, **options: Any
     ) -> torch.Tensor:
         if options:
             raise TypeError(f"{type(self).__name__} got unexpected options: {', '.join(sorted(options))}")
+        if self.auto_layers and self.auto_choice is None:
+            self.choose_layers(input_tensor)
         if not aug_smooth:
             return self._one_pass(input_tensor, targets, eigen_smooth)
         cams = []
@@ -248,6 +276,33 @@ class BaseCAM(CAMMethod):
             cam = self._one_pass(transform.augment_image(input_tensor), targets, eigen_smooth)
             cams.append(transform.deaugment_mask(cam[:, None])[:, 0])
         return torch.stack(cams).mean(dim=0)  # not re-scaled, as in the reference
+
+    def choose_layers(self, input_tensor: torch.Tensor) -> LayerChoice:
+        """Choose the target layer (and, unless one was given, the reshape) from one probe forward pass on
+        ``input_tensor`` (the model in eval mode, the input on its device); done by the first call when the CAM
+        was built without ``target_layers``."""
+        choice = choose_target_layer(self.model, input_tensor, reshape_given=self.reshape_transform is not None)
+        self.release()
+        self.target_layers = [choice.layer]
+        if self.reshape_transform is None:
+            self.reshape_transform = choice.reshape
+        self.activations_and_grads = self._recorder()
+        self.auto_choice = choice
+        return choice
+
+    def __repr__(self) -> str:
+        if self.auto_layers and self.auto_choice is None:
+            layers = "<chosen at the first call>"
+        else:
+            layers = "[" + ", ".join(layer_name(self.model, layer) for layer in self.target_layers) + "]"
+            if self.auto_layers:
+                layers += " (auto)"
+        reshape = self.reshape_transform
+        shown = getattr(reshape, "__qualname__", None) or repr(reshape)
+        return (
+            f"{type(self).__name__}(model={type(self.model).__name__}, target_layers={layers}, "
+            f"reshape_transform={shown})"
+        )
 
     # --------------------------------------------------------------------------- reference helpers
     def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, ...]:
@@ -290,6 +345,8 @@ class BaseCAM(CAMMethod):
         record = self.activations_and_grads
         record.needs_gradients = needs.layer_gradients
         record.bias_layers = self.bias_layers() if needs.bias_gradients else []
+        if isinstance(self.reshape_transform, TokenGridReshape):
+            self.reshape_transform.input_size = tuple(input_tensor.shape[2:])
         kernel = twice_differentiable_attention() if needs.second_order else nullcontext()
         with kernel, torch.set_grad_enabled(needs.forward_records_graph(self.detach)):
             outputs = record(input_tensor)

@@ -137,6 +137,22 @@ def check_model(model: Any, name: str = "model") -> nn.Module:
     return model
 
 
+def check_model_has_data(model: nn.Module, name: str = "model") -> nn.Module:
+    """``model`` when none of its parameters and buffers is on the ``meta`` device (shapes without values, as
+    ``torch.device("meta")`` or ``init_empty_weights`` make them); ``ValueError`` naming them otherwise."""
+    tensors = (*model.named_parameters(), *model.named_buffers())
+    if not any(tensor.is_meta for _, tensor in tensors):
+        return model
+    meta = [tensor_name for tensor_name, tensor in tensors if tensor.is_meta]
+    shown = ", ".join(meta[:3]) + (f" and {len(meta) - 3} more" if len(meta) > 3 else "")
+    raise ValueError(
+        f"{name}'s parameters are on the meta device, which holds shapes but no data ({len(meta)} of "
+        f"{len(tensors)} parameters and buffers: {shown}); load the weights first, e.g. "
+        f"{name}.load_state_dict(state_dict, assign=True), or {name}.to_empty(device='cpu') followed by "
+        f"{name}.load_state_dict(state_dict)"
+    )
+
+
 def check_target_layers(target_layers: Any, model: nn.Module, allow_empty: bool = False) -> list[nn.Module]:
     """``target_layers`` as a list of submodules of ``model`` (a list, tuple or ``nn.ModuleList``)."""
     if isinstance(target_layers, nn.Module) and not isinstance(target_layers, nn.ModuleList):
@@ -183,6 +199,11 @@ def check_input_tensor(input_tensor: Any, ndims: Sequence[int] = (4, 5), name: s
         raise ValueError(f"{name} must hold at least one image; got shape {tuple(input_tensor.shape)}")
     if not input_tensor.is_floating_point():
         raise TypeError(f"{name} must be a floating-point (normalised) image batch; got dtype {input_tensor.dtype}")
+    if input_tensor.is_meta:
+        raise ValueError(
+            f"{name} is on the meta device, which holds a shape but no data; pass a tensor with values, e.g. on "
+            "'cpu' or 'cuda'"
+        )
     if not torch.isfinite(input_tensor).all():
         raise ValueError(f"{name} contains NaN or inf values")
     return input_tensor

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 #: One re-entrant lock per model: calls on a model may nest in one thread (a wrapper calling its base method,
-#: a metric calling a CAM) but never overlap across threads.
+#: a metric calling a CAM) but never overlap across threads. One CAM object called again from inside its own
+#: call is refused by the protocol (``CAMMethod._not_reentered``), not here.
 _MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 
@@ -25,11 +26,22 @@ def model_device(model: nn.Module) -> torch.device:
 
 def model_input(input_tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """``input_tensor`` on the model's device and, when floating, in the model's floating dtype (half/bf16
-    models take half/bf16 inputs); a new tensor whenever either changes, never the caller's modified."""
+    models take half/bf16 inputs); a new tensor whenever either changes, never the caller's modified.
+
+    An inference tensor (made under ``torch.inference_mode()``) used outside inference mode is copied
+    (:func:`autograd_ready`)."""
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if input_tensor.is_floating_point() and dtype is not None:
-        return input_tensor.to(device=model_device(model), dtype=dtype)
-    return input_tensor.to(model_device(model))
+        return autograd_ready(input_tensor.to(device=model_device(model), dtype=dtype))
+    return autograd_ready(input_tensor.to(model_device(model)))
+
+
+def autograd_ready(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, or a normal copy of it when it is an inference tensor (made under ``torch.inference_mode()``)
+    and inference mode is off now: autograd cannot save an inference tensor for backward, a copy it can."""
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        return tensor.clone()
+    return tensor
 
 
 @contextmanager

@@ -56,7 +56,7 @@ class PerturbationCAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layers: Layers,
+        target_layers: Layers | None = None,
         reshape_transform: Reshape = None,
         *,
         batch_size: int | None = None,

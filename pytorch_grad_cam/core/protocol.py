@@ -13,15 +13,17 @@ the duration of a call, the reference's positional orders, and the numpy face. A
 from __future__ import annotations
 
 import copy
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_bool, check_input_tensor, check_targets, describe
+from pytorch_grad_cam.core.checks import check_bool, check_input_tensor, check_model_has_data, check_targets, describe
 from pytorch_grad_cam.core.combine import LayerCombiner
 from pytorch_grad_cam.core.model import eval_mode, model_input
 from pytorch_grad_cam.core.needs import Needs
@@ -29,6 +31,17 @@ from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.types import Targets
 
 Self = TypeVar("Self", bound="CAMMethod")
+
+
+class _Running(threading.local):
+    """Per thread: the CAM objects whose call runs in that thread, and their call states
+    (:meth:`CAMMethod._call_state`), by id (held, so that no id is reused while its call runs)."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, object] = {}
+
+
+_RUNNING = _Running()
 
 
 class CAMMethod(ABC):
@@ -69,18 +82,25 @@ class CAMMethod(ABC):
             aug_smooth: average over test-time augmentations (flip × brightness), de-augmented.
             eigen_smooth: use the first principal component of the weighted activations.
             **options: options of the method's own (e.g. Finer-CAM's ``alpha``).
+
+        Raises:
+            RuntimeError: when this CAM is called again from inside one of its own targets, when another thread
+                is explaining the model, or for a method needing gradients under ``torch.inference_mode()``.
+            ValueError: for a model or input on the meta device (no data), or an invalid input or targets.
         """
-        check_bool(aug_smooth, "aug_smooth")
-        check_bool(eigen_smooth, "eigen_smooth")
-        if self.requires_autograd and torch.is_inference_mode_enabled():
-            raise RuntimeError(
-                f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids; call it outside "
-                "inference_mode (inside torch.no_grad() is fine)"
-            )
-        prepared = model_input(check_input_tensor(input_tensor, self.input_ndims), self.model)
-        checked = check_targets(targets, prepared.shape[0])
-        with eval_mode(self.model):
-            return self.explain(prepared, checked, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
+        with self._not_reentered():
+            check_bool(aug_smooth, "aug_smooth")
+            check_bool(eigen_smooth, "eigen_smooth")
+            if self.requires_autograd and torch.is_inference_mode_enabled():
+                raise RuntimeError(
+                    f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids; call it outside "
+                    "inference_mode (inside torch.no_grad() is fine)"
+                )
+            check_model_has_data(self.model)
+            prepared = model_input(check_input_tensor(input_tensor, self.input_ndims), self.model)
+            checked = check_targets(targets, prepared.shape[0])
+            with eval_mode(self.model):
+                return self.explain(prepared, checked, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
 
     def __call__(
         self, input_tensor: torch.Tensor, targets: Sequence[Target] | None = None, *flags: Any, **options: Any
@@ -141,6 +161,34 @@ class CAMMethod(ABC):
         """A copy of this CAM (same model, layers and settings) that combines its layers with ``combiner``."""
 
     # ------------------------------------------------------------------------------------------ helpers
+    def _call_state(self) -> object:
+        """The object holding what a call records (hooks, activations): a second call on it while one runs in
+        the same thread would overwrite the first one's. The CAM itself; :class:`BaseCAM` gives its recorder,
+        which its copies (:meth:`with_layer_combiner`) share."""
+        return self
+
+    @contextmanager
+    def _not_reentered(self) -> Iterator[None]:
+        """Mark this CAM and its call state as in use for the block; ``RuntimeError`` when either already is in
+        this thread (the CAM called again from inside one of its own targets). Calls from other threads are left
+        to :func:`~pytorch_grad_cam.core.model.exclusive_use`; other CAM objects nest freely."""
+        running = _RUNNING.states
+        mine = {id(state): state for state in (self, self._call_state())}
+        if any(key in running for key in mine):
+            name = type(self).__name__
+            raise RuntimeError(
+                f"{name} was called from inside one of its own targets (or its model's forward) while a call on "
+                "this object is running; one CAM object cannot explain two inputs at once (the calls would share "
+                f"its hooks, recorded activations and outputs): give the target its own CAM object, e.g. "
+                f"{name}(model, target_layers), or compute the inner map before the outer call"
+            )
+        running.update(mine)
+        try:
+            yield
+        finally:
+            for key in mine:
+                running.pop(key, None)
+
     def _copy(self: Self, **changes: Any) -> Self:
         clone = copy.copy(self)
         clone.__dict__.update(changes)

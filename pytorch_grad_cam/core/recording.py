@@ -8,7 +8,9 @@ for one forward pass (registered when it is called, removed in ``finally``):
   backward pass;
 * the attention maps of the transformer blocks that hold the target layers, and the blocks' output tokens
   (LeGrad), by recomputing ``nn.MultiheadAttention`` step by step with the map in the graph;
-* the gradient of the input.
+* the gradient of the input;
+* every module's output shape in one probe forward pass (:func:`probe_module_outputs`), from which
+  :mod:`pytorch_grad_cam.core.layers` chooses a target layer when none is given.
 
 Gradients are computed explicitly with :func:`torch.autograd.grad` (:meth:`ActivationsAndGradients.
 compute_gradients`): no ``.grad`` is written on the model's parameters and only the part of the graph after
@@ -18,6 +20,7 @@ the recorded tensors is traversed.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -445,3 +448,107 @@ def replaced_output(layer: nn.Module, replace: Callable[[Any], Any]) -> Iterator
         yield
     finally:
         handle.remove()
+
+
+@dataclass(frozen=True)
+class ModuleRun:
+    """What one probe forward pass saw of one module (see :func:`probe_module_outputs`).
+
+    Attributes:
+        name: the dotted name in ``model.named_modules()``.
+        module: the module.
+        runs: how many times it ran in the pass.
+        start: the event number when its (first) run began; events count module starts and ends.
+        end: the event number when its (last) run ended.
+        shape: the shape of its output when that is a tensor (of the last run), else ``None``.
+        floating: whether that tensor is floating-point.
+        alias_of: the name of the first module that returned the very same tensor, unchanged since (a
+            container handing on its last child's output); ``None`` when the tensor is new (or changed in place).
+        has_children: whether the module has submodules.
+    """
+
+    name: str
+    module: nn.Module
+    runs: int
+    start: int
+    end: int
+    shape: tuple[int, ...] | None
+    floating: bool
+    alias_of: str | None
+    has_children: bool
+
+
+def probe_module_outputs(model: nn.Module, input_tensor: torch.Tensor) -> list[ModuleRun]:
+    """Run ``model`` once on ``input_tensor`` (without autograd) and report every submodule that ran, in the
+    order in which the modules finished, with the shape of its output.
+
+    Hooks are placed on every submodule (``model`` itself excluded) and removed in ``finally``. The model runs as
+    it is (the caller sets eval mode); the input is not modified. Under ``torch.inference_mode()`` the pass runs
+    outside it (on a copy of the input), so that in-place changes of outputs can be told apart.
+    """
+    named = [(name, module) for name, module in model.named_modules() if name]
+    events = 0
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    runs: dict[int, int] = {}
+    outputs: dict[int, tuple[tuple[int, ...] | None, bool]] = {}
+    #: id(tensor) -> (weak reference, version counter when returned, name of the first module returning it)
+    returned: dict[int, tuple[Any, int, str]] = {}
+    alias: dict[int, str | None] = {}
+    name_of = {id(module): name for name, module in named}
+
+    def before(module: nn.Module, inputs: Any) -> None:
+        nonlocal events
+        events += 1
+        starts.setdefault(id(module), events)
+
+    def after(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal events
+        events += 1
+        key = id(module)
+        ends[key] = events
+        runs[key] = runs.get(key, 0) + 1
+        if not isinstance(output, torch.Tensor):
+            outputs[key] = (None, False)
+            alias[key] = None
+            return
+        outputs[key] = (tuple(output.shape), output.is_floating_point())
+        seen = returned.get(id(output))
+        version = output._version
+        if seen is not None and seen[0]() is output and seen[1] == version:
+            alias[key] = seen[2]
+        else:
+            alias[key] = None
+            returned[id(output)] = (weakref.ref(output), version, name_of[key])
+
+    handles: list[RemovableHandle] = []
+    try:
+        for _, module in named:
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after))
+        with torch.inference_mode(False), torch.no_grad():
+            model(input_tensor.clone() if input_tensor.is_inference() else input_tensor)
+    finally:
+        for handle in handles:
+            handle.remove()
+    found = []
+    for name, module in named:
+        key = id(module)
+        if key not in ends:
+            continue
+        shape, floating = outputs[key]
+        found.append(
+            ModuleRun(
+                name=name,
+                module=module,
+                runs=runs[key],
+                start=starts.get(key, ends[key]),
+                end=ends[key],
+                shape=shape,
+                floating=floating,
+                alias_of=alias[key],
+                has_children=next(module.children(), None) is not None,
+            )
+        )
+    found.sort(key=lambda run: run.end)
+    return found

@@ -21,15 +21,16 @@ from pytorch_grad_cam.core.types import Layers, OptionalModel, Reshape
 class CAMWrapper(CAMMethod):
     """A CAM whose work is done by the CAM :attr:`base_cam`, which the wrapper builds or is given.
 
-    ``Wrapper(model, target_layers, reshape_transform=None, base_method=<default>, **kwargs)`` builds
-    ``base_method(model, target_layers, reshape_transform, **kwargs)``; ``Wrapper(base_method=cam)`` wraps a CAM
+    ``Wrapper(model, target_layers=None, reshape_transform=None, base_method=<default>, **kwargs)`` builds
+    ``base_method(model, target_layers, reshape_transform, **kwargs)`` (``target_layers=None``: chosen by the
+    wrapped method at the first call); ``Wrapper(base_method=cam)`` wraps a CAM
     object as it is. Subclasses set :attr:`default_base_method` (and :attr:`base_layer_combiner` to change
     how the wrapped CAM combines its layers) and implement :meth:`explain` (their idea), calling
     ``self.base_cam.compute(...)``.
 
     Args:
         model: the network to explain (left out when ``base_method`` is a CAM object).
-        target_layers: the layers of the wrapped method.
+        target_layers: the layers of the wrapped method; ``None`` lets it choose them at the first call.
         reshape_transform: as for the wrapped method.
         base_method: a CAM class (any method of the library, a wrapper included) or a CAM object.
         **kwargs: further constructor arguments of ``base_method``.
@@ -86,8 +87,8 @@ class CAMWrapper(CAMMethod):
                 "base_method must be a CAM class such as GradCAM or a CAM object of pytorch_grad_cam; got "
                 f"{describe(base_method)}"
             )
-        if model is None or target_layers is None:
-            raise TypeError(f"model and target_layers are needed to build {base_method.__name__}")
+        if model is None:
+            raise TypeError(f"model is needed to build {base_method.__name__}")
         factory: Any = base_method  # a concrete CAM class, whose constructor takes these
         built: CAMMethod = factory(model, target_layers, reshape_transform, **kwargs)
         return built

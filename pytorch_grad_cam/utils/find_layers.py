@@ -1,13 +1,59 @@
-"""Finding and replacing layers inside a model."""
+"""Finding and replacing layers inside a model; listing the candidate target layers with their output shapes."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_model, describe
+from pytorch_grad_cam.core.checks import check_bool, check_input_tensor, check_model, describe
+from pytorch_grad_cam.core.layers import LayerRow, LayerTable, analyse_layers
+from pytorch_grad_cam.core.model import eval_mode, model_input
+
+__all__ = [
+    "LayerRow",
+    "LayerTable",
+    "find_layer_predicate_recursive",
+    "find_layer_types_recursive",
+    "get_layer_by_name",
+    "list_layers",
+    "replace_all_layer_type_recursive",
+    "replace_layer_recursive",
+]
+
+
+def list_layers(model: nn.Module, input_tensor: torch.Tensor, *, maps_only: bool = False) -> LayerTable:
+    """Every module of ``model`` with its output on ``input_tensor``: the candidate target layers.
+
+    The model runs once in eval mode (every ``training`` flag restored after), with a hook on every module
+    (removed after). Each row (:class:`~pytorch_grad_cam.core.layers.LayerRow`) gives the dotted name, the module
+    type, the output shape, the layout a CAM can use (``"NCHW"`` maps, ``"NHWC"`` channels-last maps, ViT
+    ``"tokens"`` on a patch grid of the input, or ``None``), the grid (and the number of extra tokens), and
+    whether it is the layer a CAM built without ``target_layers`` would choose. ``print(list_layers(model, x))``
+    shows a table, the automatic choice marked ``→``::
+
+           layer     type        output shape     layout  grid
+           ...
+        →  layer4.1  BasicBlock  (1, 512, 2, 2)   NCHW    2×2
+           layer4    Sequential  (1, 512, 2, 2)   NCHW    2×2
+        automatic target layer: layer4.1
+
+    Args:
+        model: the network.
+        input_tensor: an input batch ``(B, C, H, W)`` (or ``(B, C, D, H, W)``), moved to the model's device.
+        maps_only: list only the modules whose output is a map a CAM can use.
+
+    Returns:
+        The rows in the order in which the modules finished running (a list with a readable ``str``; its
+        ``chosen`` property is the automatic choice, ``None`` when there is none and ``error`` says why).
+    """
+    check_model(model)
+    prepared = model_input(check_input_tensor(input_tensor), model)
+    with eval_mode(model):
+        table, _ = analyse_layers(model, prepared)
+    return table.maps if check_bool(maps_only, "maps_only") else table
 
 
 def replace_layer_recursive(model: nn.Module, old_layer: nn.Module, new_layer: nn.Module) -> bool:

@@ -13,6 +13,11 @@ import torch.nn.functional as F
 
 from pytorch_grad_cam.core.checks import check_int, check_positive_int
 
+#: The numbers of leading extra tokens ``vit_reshape_transform`` considers when it is given no size: none
+#: (average-pooled ViTs), a class token, class + distillation token (DeiT), 4 register tokens, class + 4
+#: registers (``*_reg4`` models). Pass ``num_extra_tokens`` (timm: ``model.num_prefix_tokens``) for others.
+USUAL_EXTRA_TOKENS = (0, 1, 2, 4, 5)
+
 
 def _check_tokens(tensor: torch.Tensor, name: str) -> None:
     if not isinstance(tensor, torch.Tensor):
@@ -128,11 +133,15 @@ def vit_reshape_transform(
     - one of them given: the other is ``(N - extra) / given`` where ``extra`` is ``num_extra_tokens`` if
       given, else the smallest count that makes the division exact (``N mod given``);
     - ``num_extra_tokens`` given only: the remaining ``N - extra`` tokens must form a square grid;
-    - nothing given: ``extra`` is the smallest number of leading tokens whose removal leaves a perfect
-      square (197 tokens → 1 class token + 14 × 14; 198 → 2 + 14 × 14; 201 → 5 + 14 × 14). For 224-pixel
-      ViTs with up to 28 extra tokens this is unambiguous; pass the sizes for non-square grids.
+    - nothing given: the grid is square and ``extra`` one of the usual counts :data:`USUAL_EXTRA_TOKENS`
+      (0, 1 class token, 2 with DeiT's distillation token, 4 registers, 5 = class + 4 registers): 197 tokens
+      → 1 + 14 × 14; 198 → 2 + 14 × 14; 261 → 5 + 16 × 16. When no usual count leaves a square (a non-square
+      input: 71 tokens of a 112 × 160 image with 16-pixel patches), or several do (9 tokens: 3 × 3, or
+      2 × 2 plus class + 4 registers), it raises ``ValueError`` instead of guessing: pass the sizes.
 
-    Positional order matches the reference, so ``vit_reshape_transform(t, 14, 14)`` still works.
+    The token count alone cannot tell a non-square grid; a CAM built without ``target_layers`` and
+    ``reshape_transform`` reads the grid from the input's height and width instead (any size, any count of
+    extra tokens). Positional order matches the reference, so ``vit_reshape_transform(t, 14, 14)`` still works.
 
     Args:
         tensor: ``(B, N, C)`` token activations.
@@ -144,7 +153,7 @@ def vit_reshape_transform(
         ``(B, C, height, width)`` tensor.
 
     Raises:
-        ValueError: the arguments are inconsistent with ``N`` or no grid can be inferred.
+        ValueError: the arguments are inconsistent with ``N``, or no grid or several grids can be inferred.
     """
     _check_tokens(tensor, "vit_reshape_transform")
     if tensor.ndim != 3:
@@ -183,12 +192,21 @@ def vit_reshape_transform(
             )
         height = width = side
     else:
-        for candidate in range(tokens):
-            side = _square_side(tokens - candidate)
-            if side is not None:
-                extra, height, width = candidate, side, side
-                break
-        else:
-            raise ValueError(f"vit_reshape_transform cannot infer a patch grid from {tokens} tokens")
+        found = [(k, side) for k in USUAL_EXTRA_TOKENS if (side := _square_side(tokens - k)) is not None and side > 1]
+        hint = (
+            "pass the patch grid's size, e.g. reshape_transform=lambda t: vit_reshape_transform(t, height=..., "
+            "width=...) (input size / patch size), or num_extra_tokens= (timm: model.num_prefix_tokens); or leave "
+            "target_layers and reshape_transform out, and the CAM reads the grid from the input's size"
+        )
+        if not found:
+            raise ValueError(
+                f"vit_reshape_transform cannot infer a patch grid from {tokens} tokens: no usual number of extra "
+                f"tokens {USUAL_EXTRA_TOKENS} leaves a square grid (a non-square input?); {hint}"
+            )
+        if len(found) > 1:
+            options = ", ".join(f"{side}x{side} + {k} extra token{'s' if k != 1 else ''}" for k, side in found)
+            raise ValueError(f"vit_reshape_transform: {tokens} tokens are ambiguous ({options}); {hint}")
+        extra, height = found[0]
+        width = height
     patches = tensor[:, extra:, :]
     return patches.reshape(tensor.shape[0], height, width, tensor.shape[2]).permute(0, 3, 1, 2)
