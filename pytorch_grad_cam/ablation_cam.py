@@ -102,7 +102,7 @@ class AblationCAM(PerturbationCAM):
         split = self._split(target_layer) if self.strategy != "full" else None
         check = self.strategy == "auto"
 
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference mode: a model may cache tensors for later calls (YOLO's anchors)
             picks = [
                 torch.as_tensor(
                     self.ablation_layer.activations_to_be_ablated(activations[i], self.ratio_channels_to_ablate)

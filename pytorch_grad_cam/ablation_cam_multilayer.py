@@ -114,7 +114,7 @@ class AblationCAM(PerturbationCAM):
         original = target_scores(targets, self.outputs).to(device)
         ablated = torch.empty(input_tensor.shape[0], channels, device=device)
         batches = input_tensor.shape[0] * -(-channels // self.batch_size)
-        with torch.inference_mode(), progress_bar(batches, self.progress, "AblationCAM (multilayer)") as bar:
+        with torch.no_grad(), progress_bar(batches, self.progress, "AblationCAM (multilayer)") as bar:
             for image, target in enumerate(targets):
                 for start in range(0, channels, self.batch_size):
                     chosen = torch.arange(start, min(start + self.batch_size, channels))

@@ -92,11 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         type=str,
         default="resnet50",
-        help="torchvision model name (ImageNet weights through torchvision's cache), "
-        "or 'demo' for the project's offline model (default: resnet50)",
+        help="torchvision model name (ImageNet weights through torchvision's cache), timm:<name> for a timm "
+        "model (its pretrained weights through the Hugging Face hub cache; needs timm), or 'demo' for the "
+        "project's offline model (default: resnet50)",
     )
     parser.add_argument(
-        "--weights", type=str, default=None, help="a state_dict file to load instead of the torchvision weights"
+        "--weights", type=str, default=None, help="a state_dict file to load instead of the pretrained weights"
     )
     parser.add_argument(
         "--target-layer",
@@ -230,6 +231,73 @@ def default_target_layers(model_name: str, torchvision_model: nn.Module) -> tupl
     return [convs[-1]], None
 
 
+def load_weights_file(model: nn.Module, weights_path: str, name: str) -> nn.Module:
+    """``model`` (built without pretrained weights) with the state dict of ``weights_path``, in eval mode."""
+    if not os.path.isfile(weights_path):
+        raise CLIError(f"--weights: no such file: {weights_path}")
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # an unreadable file fails in pickle, zip or torch: one message for all
+        raise CLIError(
+            f"--weights: cannot read {weights_path} as a PyTorch weights file ({type(error).__name__}: {error})"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise CLIError(f"--weights: {weights_path} holds {type(state).__name__}, not a state dict of tensors")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CLIError(f"--weights: {weights_path} does not fit {name}: {error}") from None
+    return model.eval()
+
+
+@dataclass
+class LoadedModel:
+    """A model from the command line with what preprocessing needs."""
+
+    model: nn.Module
+    class_names: Sequence[str] | None
+    size: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+
+def load_timm_model(name: str, weights_path: str | None) -> LoadedModel:
+    """``--model timm:<name>``: a timm model with its pretrained weights (through the Hugging Face hub cache) or
+    ``weights_path``, its input size, normalisation and (for ImageNet models) class names."""
+    try:
+        import timm
+        import timm.data
+    except ImportError:
+        raise CLIError(f"--model timm:{name}: timm is not installed (pip install timm)") from None
+    if not timm.is_model(name):
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
+        raise CLIError(f"--model: unknown timm model {name!r}.{hint}")
+    if weights_path is not None:
+        model = load_weights_file(timm.create_model(name, pretrained=False), weights_path, f"timm:{name}")
+    else:
+        try:
+            model = timm.create_model(name, pretrained=True).eval()
+        except (OSError, RuntimeError, ValueError) as error:  # hub errors are OSErrors; a bad file fails later
+            raise CLIError(
+                f"--model timm:{name}: could not load its pretrained weights ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}). timm downloads them once into the Hugging "
+                "Face hub cache; offline, use --model demo, --weights PATH (a state_dict file), or fill that cache."
+            ) from None
+    config = timm.data.resolve_data_config({}, model=model)
+    class_names: Sequence[str] | None = None
+    subset = timm.data.infer_imagenet_subset(model)
+    if subset is not None and getattr(model, "num_classes", None) == timm.data.ImageNetInfo(subset).num_classes():
+        info = timm.data.ImageNetInfo(subset)
+        class_names = [info.index_to_description(index) for index in range(info.num_classes())]
+    mean, std = tuple(map(float, config["mean"])), tuple(map(float, config["std"]))
+    return LoadedModel(model, class_names, int(config["input_size"][-1]), mean, std)
+
+
 def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Module, Sequence[str] | None, int]:
     """A torchvision classifier with its ImageNet weights (or ``weights_path``), its class names, input size."""
     from torchvision import models
@@ -250,24 +318,7 @@ def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Modu
     categories = default.meta.get("categories")
     size = 224
     if weights_path is not None:
-        if not os.path.isfile(weights_path):
-            raise CLIError(f"--weights: no such file: {weights_path}")
-        model = builder(weights=None)
-        try:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        except Exception as error:  # an unreadable file fails in pickle, zip or torch: one message for all
-            raise CLIError(
-                f"--weights: cannot read {weights_path} as a PyTorch weights file ({type(error).__name__}: {error})"
-            ) from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
-            raise CLIError(f"--weights: {weights_path} holds {type(state).__name__}, not a state dict of tensors")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise CLIError(f"--weights: {weights_path} does not fit {name}: {error}") from None
-        return model.eval(), categories, size
+        return load_weights_file(builder(weights=None), weights_path, name), categories, size
     try:
         model = builder(weights=default)
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checkpoint a RuntimeError
@@ -296,6 +347,9 @@ def resolve_target(target: str | None, class_names: Sequence[str] | None, num_cl
         lowered = [name.lower() for name in class_names]
         if target.lower() in lowered:
             return lowered.index(target.lower())
+        for index, name in enumerate(lowered):  # one of the synonyms of a description ("tabby, tabby cat")
+            if target.lower() in (part.strip() for part in name.split(",")):
+                return index
         import difflib
 
         close = difflib.get_close_matches(target.lower(), lowered, n=3)
@@ -308,6 +362,8 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
     from pytorch_grad_cam.utils.find_layers import get_layer_by_name
     from pytorch_grad_cam.utils.image import preprocess_image
 
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     if args.model == "demo":
         from pytorch_grad_cam import demo
         from pytorch_grad_cam.demo import scenes
@@ -316,12 +372,17 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
         model: nn.Module = demo_model
         class_names: Sequence[str] | None = demo.DEMO_CLASSES
         rgb_img = demo.demo_image()[0] if args.image_path is None else read_image(args.image_path)
-        size, mean, std = scenes.SCENE_SIZE, scenes.MEAN, scenes.STD
+        size = scenes.SCENE_SIZE
+        mean, std = scenes.MEAN, scenes.STD
         target_layers, reshape = demo.demo_target_layers(demo_model), None
     else:
-        model, class_names, size = load_torchvision_model(args.model, args.weights)
+        if args.model.startswith("timm:"):
+            loaded = load_timm_model(args.model[len("timm:") :], args.weights)
+        else:
+            loaded = LoadedModel(*load_torchvision_model(args.model, args.weights))
+        model, class_names, size = loaded.model, loaded.class_names, loaded.size
+        mean, std = loaded.mean, loaded.std
         rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
         target_layers, reshape = [], None  # chosen from the input below, unless --target-layer names them
     photo = unit_float(rgb_img)
     rgb_img = model_image(rgb_img, size)
@@ -368,8 +429,10 @@ def run_method(setup: Setup, method: str, targets: list | None, args: argparse.N
         if not args.verbose:
             warnings.simplefilter("always")
         build: Any = cam_class  # every registered class takes these keywords
+        # A method that uses its own layers (FullGrad) gets target layers only when --target-layer names them.
+        layers = None if getattr(cam_class, "layers_optional", False) and not args.target_layer else setup.target_layers
         with build(
-            model=setup.model, target_layers=setup.target_layers, reshape_transform=setup.reshape_transform, **options
+            model=setup.model, target_layers=layers, reshape_transform=setup.reshape_transform, **options
         ) as cam:
             cam.batch_size = args.batch_size
             grayscale = cam(setup.input_tensor, targets, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)

@@ -11,7 +11,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, Needs
 from pytorch_grad_cam.core.checks import check_bool, check_model, check_target_layers
-from pytorch_grad_cam.core.layers import TokenGridReshape, solve_token_grid
+from pytorch_grad_cam.core.layers import TokenGrid, TokenGridReshape, solve_token_grid
 from pytorch_grad_cam.core.projection import project_on_first_component
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
 from pytorch_grad_cam.core.types import Layers, Reshape
@@ -98,24 +98,65 @@ class FullGrad(BaseCAM):
         spatial_dims: int,
         input_size: tuple[int, ...] | None = None,
         evidence: Sequence[tuple[int, int]] = (),
+        grid: TokenGrid | None = None,
     ) -> torch.Tensor | None:
         """``∇_z y`` of one bias layer as a channels-first map ``(B, C, *spatial)``, or ``None`` if it is none.
 
         Tokens ``(B, N, C)`` of a linear layer go through ``reshape_transform`` or, without one (and given the
-        input's spatial ``input_size``), onto their own patch grid of the input; ``evidence`` holds the grids of
-        the maps met so far (the patch embedding's), which decide between grids that fit equally well.
+        input's spatial ``input_size``), onto their own patch grid of the input: ``grid`` when given, else the one
+        :func:`~pytorch_grad_cam.core.layers.solve_token_grid` finds; ``evidence`` holds the grids of the maps met
+        so far (the patch embedding's), which decide between grids that fit equally well.
         """
         if isinstance(layer, nn.Linear):
             if grad.ndim == 3 and spatial_dims == 2 and self.reshape_transform is not None:
                 grad = self.reshape_transform(grad)  # transformer tokens → (B, C, h, w)
             elif grad.ndim == 3 and spatial_dims == 2 and input_size is not None:
-                grid = solve_token_grid(grad.shape[1], input_size, evidence, what=f"the {type(layer).__name__} layer")
+                if grid is None:
+                    grid = solve_token_grid(
+                        grad.shape[1], input_size, evidence, what=f"the {type(layer).__name__} layer"
+                    )
                 if grid is None:
                     return None  # no map of the input (e.g. a class-attention query)
                 grad = TokenGridReshape(grid, input_size)(grad)
             else:
                 grad = grad.movedim(-1, 1)  # a channels-last map → channels first
         return grad if grad.ndim == spatial_dims + 2 else None
+
+    @staticmethod
+    def _map_grid(layer: nn.Module, grad: torch.Tensor, batch: int) -> tuple[int, int] | None:
+        """The ``(h, w)`` grid of a bias layer's 2-D map: ``(B, C, h, w)``, or ``(B, h, w, C)`` for a linear layer
+        (Swin's patch merging); ``None`` for anything else."""
+        if grad.ndim != 4 or grad.shape[0] != batch:
+            return None
+        return (grad.shape[1], grad.shape[2]) if isinstance(layer, nn.Linear) else (grad.shape[2], grad.shape[3])
+
+    def _token_grids(
+        self,
+        gradients: list[tuple[nn.Module, torch.Tensor]],
+        grids: list[tuple[int, int] | None],
+        size: tuple[int, ...],
+        batch: int,
+    ) -> dict[int, TokenGrid | None]:
+        """The patch grid of every token layer (a linear layer's ``(B, N, C)`` output, no ``reshape_transform``),
+        by index in ``gradients`` (backward order), solved in forward order: the evidence of a layer is the grids
+        of the maps before it (channel maps and the token layers solved so far, the most recent first) and the
+        extra tokens of the token layers before it. ``grids`` gets the solved grids."""
+        found: dict[int, TokenGrid | None] = {}
+        if self.reshape_transform is not None or len(size) != 2:
+            return found
+        extras: list[int] = []
+        for index in reversed(range(len(gradients))):
+            layer, grad = gradients[index]
+            if not isinstance(layer, nn.Linear) or grad.ndim != 3 or grad.shape[0] != batch:
+                continue
+            evidence = [grid for grid in grids[index + 1 :] if grid is not None]
+            what = f"the {type(layer).__name__} layer"
+            grid = solve_token_grid(grad.shape[1], size, evidence, what=what, extra_evidence=extras[::-1])
+            found[index] = grid
+            if grid is not None:
+                grids[index] = (grid.height, grid.width)
+                extras.append(grid.extra)
+        return found
 
     def combine_layers(self, maps: list[torch.Tensor], input_tensor: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
         record = self.activations_and_grads
@@ -124,14 +165,17 @@ class FullGrad(BaseCAM):
         input_part = (record.input_gradient * input_tensor.detach()).abs().float()  # type: ignore[operator]
         parts = [scale_cam_tensor(input_part.flatten(0, 1), size).reshape(input_part.shape)]
         batch = input_tensor.shape[0]
-        # the grids of the maps, the last one before the tokens (a patch embedding's) first: the bias gradients
-        # come in backward order
-        grids = [tuple(g.shape[2:]) for layer, g in record.bias_gradients if not isinstance(layer, nn.Linear)]
-        evidence = [grid for grid in grids if len(grid) == 2]
-        for layer, grad in record.bias_gradients:
+        gradients = record.bias_gradients
+        # the 2-D grids of the maps (channels first, or a linear layer's channels-last map), in backward order: the
+        # evidence of a token layer is the grids of the maps before it in the forward pass, the most recent first
+        grids = [self._map_grid(layer, g, batch) for layer, g in gradients]
+        token_grids = self._token_grids(gradients, grids, size, batch)
+        for index, (layer, grad) in enumerate(gradients):
             if grad.ndim == 0 or grad.shape[0] != batch:
                 continue  # not one row per image (e.g. attention windows): no map of the input
-            channels_first = self.bias_map(layer, grad, spatial_dims, size, evidence)
+            if index in token_grids and token_grids[index] is None:
+                continue  # tokens that form no grid of the input (e.g. a class-attention query)
+            channels_first = self.bias_map(layer, grad, spatial_dims, size, grid=token_grids.get(index))
             if channels_first is None:
                 continue  # not a map (e.g. the classifier): no spatial saliency
             bias = self.get_bias_data(layer).detach().to(grad.device, torch.float32)

@@ -72,7 +72,7 @@ class GroupCAM(PerturbationCAM):
         count = masks.shape[1]
         step = self.batch_size
         gains = torch.empty(images, count, device=activations.device)
-        with torch.inference_mode(), progress_bar(images * -(-count // step), self.progress, "GroupCAM") as bar:
+        with torch.no_grad(), progress_bar(images * -(-count // step), self.progress, "GroupCAM") as bar:
             blurred = gaussian_blur(input_tensor, self.blur_kernel_size, self.blur_sigma)
             for image in range(images):
                 base = row_scores(targets[image], self.model(blurred[image : image + 1]), 1)

@@ -26,7 +26,8 @@ class ScoreCAM(PerturbationCAM):
     ``s_c = y(x ⊙ M_c)`` gives the weight ``w_c = softmax_c(s_c)``;  ``map = ReLU(Σ_c w_c A_c)``.
 
     The masked inputs are built and evaluated ``batch_size`` at a time on the model's device under
-    ``torch.inference_mode()`` (at most one batch of them exists at any time), without hooks.
+    ``torch.no_grad()`` (at most one batch of them exists at any time), without hooks; not under inference mode,
+    whose tensors a model may cache for a later gradient call (YOLO caches its anchors per input shape).
 
     Args:
         model: the network to explain.
@@ -45,7 +46,7 @@ class ScoreCAM(PerturbationCAM):
         mask ``M_c`` (upsampled activation, min-max normalised) or by ``n`` variants of it (SS-CAM, IS-CAM).
 
         The ``C · n`` masked inputs of an image are built and evaluated ``batch_size`` at a time under
-        ``torch.inference_mode()``, without hooks.
+        ``torch.no_grad()``, without hooks.
 
         Returns:
             float32 ``(B, C)`` on the activations' device.
@@ -59,7 +60,7 @@ class ScoreCAM(PerturbationCAM):
         pairs = channels * num_samples
         scores = torch.zeros(images, channels, device=activations.device)
         batches = images * -(-pairs // step)
-        with torch.inference_mode(), progress_bar(batches, self.progress, type(self).__name__) as bar:
+        with torch.no_grad(), progress_bar(batches, self.progress, type(self).__name__) as bar:
             for image in range(images):
                 for start in range(0, pairs, step):
                     pair = torch.arange(start, min(start + step, pairs), device=activations.device)

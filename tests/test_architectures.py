@@ -104,18 +104,21 @@ def test_torchvision_swin_t() -> None:
 TIMM_MODELS = {
     "vit_tiny_patch16_224": {},  # class token
     "deit_tiny_distilled_patch16_224": {},  # class + distillation token
-    "vit_small_patch14_reg4_dinov2": {"num_classes": 10},  # class + 4 register tokens
+    # class + 4 register tokens; at 84 px a 6 × 6 grid (at 64 px the 21 tokens also fit 1 + 4 × 5: ambiguous)
+    "vit_small_patch14_reg4_dinov2": {"num_classes": 10, "img_size": 84},
 }
 
 
 @pytest.mark.parametrize("name", list(TIMM_MODELS))
 def test_timm_vit_grid_inferred(name: str) -> None:
     timm = pytest.importorskip("timm")
-    model = timm.create_model(name, pretrained=False, img_size=SIZE, depth=2, **TIMM_MODELS[name]).eval()
-    x = torch.randn(1, 3, SIZE, SIZE)
+    options = {"img_size": SIZE, **TIMM_MODELS[name]}
+    size = options["img_size"]
+    model = timm.create_model(name, pretrained=False, depth=2, **options).eval()
+    x = torch.randn(1, 3, size, size)
     layers = [model.blocks[-1].norm1]
     cam = run_cam(pgc.GradCAM, model, layers, x, reshape_transform=vit_reshape_transform)
-    check_map(cam, (1, SIZE, SIZE))
+    check_map(cam, (1, size, size))
     extra = model.num_prefix_tokens
     explicit = run_cam(
         pgc.GradCAM, model, layers, x, reshape_transform=lambda t: vit_reshape_transform(t, num_extra_tokens=extra)

@@ -19,7 +19,13 @@ from torch import nn
 from torchvision.models.swin_transformer import SwinTransformer
 
 import pytorch_grad_cam as pgc
-from pytorch_grad_cam.core.layers import AmbiguousGridError, TokenGridReshape, solve_token_grid
+from pytorch_grad_cam.core.layers import (
+    AmbiguousGridError,
+    TokenGridReshape,
+    check_channels_first,
+    is_channels_last,
+    solve_token_grid,
+)
 from pytorch_grad_cam.utils import list_layers
 from pytorch_grad_cam.utils.reshape_transforms import swinT_reshape_transform, vit_reshape_transform
 
@@ -212,6 +218,77 @@ def test_channels_last_is_told_by_the_layer_acting_on_the_last_axis() -> None:
     np.testing.assert_allclose(automatic, pgc.GradCAM(model, [model.mix], swinT_reshape_transform)(x), atol=1e-6)
 
 
+def test_an_explicit_channels_last_layer_without_a_reshape_is_told() -> None:
+    """A target layer given by hand without reshape_transform whose output is clearly (B, h, w, C) is refused by
+    check_channels_first (the core's check of explicit layers), naming the reshape; (B, C, h, w) maps pass."""
+    size = (32, 32)
+    swin = tiny_swin()
+    with torch.no_grad():
+        stage = swin.features[:2](torch.randn(1, 3, *size))  # (1, 8, 8, 16): an 8 x 8 grid of 16 channels
+    assert is_channels_last(stage, size, swin.features[1])
+    with pytest.raises(
+        ValueError, match=r"target_layers\[0\] \(features.1\) outputs a channels-last map \(1, 8, 8, 16\)"
+    ):
+        check_channels_first(stage, size, swin.features[1], "target_layers[0] (features.1)")
+    check_channels_first(stage.permute(0, 3, 1, 2), size, swin.features[1], "target_layers[0]")  # NCHW: fine
+    # (B, 8, 8, 8) reads both ways: channels-last only when the leaf says so (a Linear / LayerNorm on the last axis)
+    model = ChannelsLastNet().eval()
+    square = torch.zeros(1, 8, 8, 8)
+    assert is_channels_last(square, size, model.mix) and is_channels_last(square, size, model.norm)
+    assert not is_channels_last(square, size, model.embed) and not is_channels_last(square, size, None)
+    assert not is_channels_last(torch.zeros(1, 5, 8, 8), size) and not is_channels_last(torch.zeros(1, 17, 8), size)
+
+
+def test_a_cam_refuses_an_explicit_channels_last_layer_without_a_reshape() -> None:
+    """Through a CAM: the swin stage given by hand is refused (it used to be read as (B, C, h, w) silently), and
+    works with the reshape the message names, equal to the automatic choice of the same layer."""
+    swin = tiny_swin()
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"target_layers\[0\] \(features.1\) outputs a channels-last map"):
+        pgc.GradCAM(swin, [swin.features[1]])(x)
+    given = pgc.GradCAM(swin, [swin.features[1]], reshape_transform=swinT_reshape_transform)(x)
+    assert given.shape == (1, 32, 32) and np.isfinite(given).all()
+
+
+class TinySegmenter(nn.Module):
+    """Conv features and a 1x1 class-score head at the input's size: a segmenter, not a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class TinyDetector(nn.Module):
+    """A YOLO-like dense output (B, 4 + classes, anchors) with its raw maps: no (B, K) scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Conv2d(8, 7, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        maps = self.head(self.features(x))
+        return maps.flatten(2), {"feats": maps}
+
+
+@pytest.mark.parametrize("model", [TinySegmenter(), TinyDetector()], ids=["segmenter", "detector"])
+def test_no_automatic_layer_for_detectors_and_segmenters(model: nn.Module) -> None:
+    """Their last map is the score head: the automatic choice refuses, saying why, and list_layers marks no row;
+    a layer named by hand works as before."""
+    x = torch.randn(2, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"not one score vector or embedding \(B, K\) per image.*name the layer"):
+        pgc.EigenCAM(model.eval())(x)
+    table = list_layers(model, x)
+    assert table.chosen is None and "score head" in table.error
+    cam = pgc.EigenCAM(model, [model.features])(x)
+    assert cam.shape == (2, 16, 16) and np.isfinite(cam).all()
+    assert hook_count(model) == 0
+
+
 def test_volumes_get_their_last_feature_map() -> None:
     model = nn.Sequential(
         nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 6, 3, stride=2, padding=1), nn.ReLU(),
@@ -365,6 +442,19 @@ def test_an_ambiguous_token_grid_is_a_clear_error() -> None:
 def test_solve_token_grid(tokens: int, size, evidence, expected) -> None:
     grid = solve_token_grid(tokens, size, evidence)
     assert grid is not None and (grid.height, grid.width, grid.extra, grid.patch) == expected
+
+
+def test_solve_token_grid_takes_the_extra_tokens_of_the_layers_before() -> None:
+    """16 tokens of a 64 x 64 input: 4 x 4 (patch 16) or 12 extra + 2 x 2 (patch 32); the token layers before kept
+    no extra token (Swin's window tokens, FullGrad's bias layers), which decides."""
+    with pytest.raises(AmbiguousGridError):
+        solve_token_grid(16, (64, 64))
+    grid = solve_token_grid(16, (64, 64), extra_evidence=[0, 1])
+    assert grid is not None and (grid.height, grid.width, grid.extra) == (4, 4, 0)
+    grid = solve_token_grid(16, (64, 64), [(2, 2)], extra_evidence=[0])  # a grid seen before decides first
+    assert grid is not None and (grid.height, grid.extra) == (2, 12)
+    with pytest.raises(AmbiguousGridError):
+        solve_token_grid(16, (64, 64), extra_evidence=[3])
 
 
 def test_solve_token_grid_without_an_answer() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from pytorch_grad_cam.cli import main
 from pytorch_grad_cam.methods import METHOD_NAMES
@@ -24,13 +26,15 @@ def run_cam_py(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
     )
 
 
-def check_outputs(out_dir: Path, method: str, size: tuple[int, int]) -> None:
+def check_outputs(out_dir: Path, method: str, size: tuple[int, int], uniform_cam: bool = False) -> None:
+    """The three images written, at ``size``, none uniform (``uniform_cam``: a map of zeros is allowed, which
+    random weights can give, and so a uniform cam × guided-backprop image)."""
     for suffix in ("cam", "gb", "cam_gb"):
         path = out_dir / f"{method}_{suffix}.jpg"
         assert path.is_file(), f"{path} was not written"
         image = cv2.imread(str(path))
         assert image is not None and image.shape[:2] == size
-        assert image.std() > 1.0, f"{path} is uniform"
+        assert image.std() > 1.0 or (uniform_cam and suffix == "cam_gb"), f"{path} is uniform"
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +228,18 @@ def test_verbose_shows_progress_bars(tmp_path: Path) -> None:
 
 
 def test_method_warnings_are_summarised_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """FullGrad warns that it ignores target_layers: one line on stderr, prefixed with the method's name."""
+    """FullGrad warns that it ignores a --target-layer: one line on stderr, prefixed with the method's name;
+    without --target-layer it gets no layers and so has nothing to warn about."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may escape as a real warning
-        assert main(["--model", "demo", "--method", "fullgrad", "--output-dir", str(tmp_path)]) == 0
-    error = capsys.readouterr().err
-    assert error.count("warning (fullgrad): ") == 1 and len(error.strip().splitlines()) == 1, error
+        args = ["--model", "demo", "--method", "fullgrad", "--output-dir", str(tmp_path)]
+        assert main([*args, "--target-layer", "features.3"]) == 0
+        error = capsys.readouterr().err
+        assert error.count("warning (fullgrad): ") == 1 and len(error.strip().splitlines()) == 1, error
+        assert main(args) == 0
+        assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["existing_file", "under_a_file"])
@@ -282,3 +290,96 @@ def test_a_corrupt_image_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     path.write_bytes(b"\x89PNG not really")
     assert main(["--model", "demo", "--image-path", str(path), "--output-dir", str(tmp_path / "out")]) == 2
     assert "--image-path: cannot read" in capsys.readouterr().err
+
+
+def _small_torchvision(name: str) -> Callable[..., torch.nn.Module]:
+    """A builder of the real torchvision class behind ``name`` at a size a test can afford (same module names)."""
+    from torchvision.models import SwinTransformer, VisionTransformer
+
+    if name == "vit_b_16":
+        return lambda weights=None: VisionTransformer(
+            image_size=224, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64
+        )
+    return lambda weights=None: SwinTransformer(
+        patch_size=[4, 4], embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=[7, 7]
+    )
+
+
+@pytest.mark.parametrize("method", list(METHOD_NAMES))
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t"])
+def test_every_registry_method_on_vit_and_swin_with_a_weights_file(
+    name: str, method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cam.py --model vit_b_16|swin_t --weights FILE --method M``: the layer and reshape chosen automatically,
+    the outputs written; the methods that cannot apply end in one clear line (exit 2), never a traceback. The
+    torchvision classes are the real ones, built smaller so that every method fits the suite's time."""
+    import torch
+    from torchvision import models
+
+    real_builder = models.get_model_builder
+    monkeypatch.setattr(models, "get_model_builder", lambda n: _small_torchvision(n) if n == name else real_builder(n))
+    torch.manual_seed(0)
+    model = _small_torchvision(name)()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):  # torchvision starts the ViT head at zero
+            torch.nn.init.normal_(module.weight, std=0.05)
+    weights = tmp_path / f"{name}.pt"
+    torch.save(model.state_dict(), weights)
+    args = ["--model", name, "--weights", str(weights), "--method", method, "--output-dir", str(tmp_path / "out")]
+    status = main([*args, "--batch-size", "256"])
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert error.startswith("target layer: ")
+    if method == "cam":  # CAM is defined for a GAP + linear head only
+        assert status == 2 and "CAM needs a model whose output is fc_layer(global average pooling" in error
+    elif method == "legrad" and name == "swin_t":  # windowed attention has no class-token attention map
+        assert status == 2 and "cam.py: error: " in error
+    else:
+        assert status == 0, error
+        check_outputs(tmp_path / "out", method, (256, 385), uniform_cam=True)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "ablationcam", "fullgrad", "scorecam"])
+@pytest.mark.parametrize("name", ["test_vit", "test_convnext"])
+def test_a_timm_model_with_a_weights_file(
+    name: str, method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model timm:<name> --weights FILE``: built by timm without downloading, its input size and
+    normalisation from timm's data config, the layer and reshape chosen automatically."""
+    timm = pytest.importorskip("timm", reason="timm is not installed (pip install -e '.[integrations]')")
+    import torch
+
+    torch.manual_seed(0)
+    weights = tmp_path / f"{name}.pt"
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), weights)
+    out = tmp_path / "out"
+    args = ["--model", f"timm:{name}", "--weights", str(weights), "--method", method, "--output-dir", str(out)]
+    assert main(args) == 0
+    error = capsys.readouterr().err
+    assert error.startswith("target layer: ") and "Traceback" not in error, error
+    check_outputs(out, method, (256, 385), uniform_cam=True)
+
+
+def test_timm_names_and_offline_weights_are_one_line_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("timm", reason="timm is not installed (pip install -e '.[integrations]')")
+    import huggingface_hub.constants
+
+    assert main(["--model", "timm:resnet_18", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown timm model 'resnet_18'. Did you mean timm:resnet18" in capsys.readouterr().err
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what an unreachable hub gives, fast
+    assert main(["--model", "timm:test_vit", "--output-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--model timm:test_vit: could not load its pretrained weights" in error
+    assert "--weights PATH" in error
+    monkeypatch.setitem(sys.modules, "timm", None)  # timm not installed
+    assert main(["--model", "timm:test_vit", "--output-dir", str(tmp_path)]) == 2
+    assert "timm is not installed" in capsys.readouterr().err
+
+
+def test_a_class_name_matches_one_synonym_of_a_description() -> None:
+    from pytorch_grad_cam.cli import resolve_target
+
+    names = ["goldfish, Carassius auratus", "tabby, tabby cat"]
+    assert resolve_target("tabby cat", names, 2) == 1 and resolve_target("Goldfish", names, 2) == 0

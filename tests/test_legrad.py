@@ -89,7 +89,7 @@ def vit() -> nn.Module:
 def test_legrad_on_torchvision_vit(vit):
     x = torch.randn(2, 3, 32, 32)
     cam = LeGrad(vit, [vit.encoder.layers[0].ln_1, vit.encoder.layers[-1]], reshape_transform=vit_reshape_transform)
-    assert cam.activations_and_grads.blocks[0][0] is vit.encoder.layers[0]
+    assert cam.activations_and_grads.attention_blocks[0][0] is vit.encoder.layers[0]
     result = cam(x)
     assert result.shape == (2, 32, 32) and result.dtype == np.float32
     assert result.min() == 0 and abs(result.max() - 1) < 1e-5

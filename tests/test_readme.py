@@ -26,6 +26,15 @@ def test_readme_starts_with_install_and_test_commands_that_ci_runs() -> None:
     assert test == "python -m pytest -q"
 
 
+def test_readme_integration_install_is_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    between = README.split("```")[2]  # the paragraph after the install and test commands
+    commands = re.findall(r"`(pip install [^`]+)`", between)
+    assert commands == ['pip install -e ".[dev,integrations]"', 'pip install --no-deps "ultralytics>=8.1"']
+    for command in commands:
+        assert command in ci, command
+
+
 def test_readme_main_command_is_the_offline_demo() -> None:
     main = _blocks("bash")[1].strip()
     assert main.startswith("python cam.py --model demo")

@@ -27,9 +27,26 @@ def _check_grid(out: torch.Tensor, tokens: torch.Tensor, extra: int, height: int
 
 @pytest.mark.parametrize("extra", [0, 1, 2, 5])
 def test_vit_infers_extra_tokens_and_square_grid(extra: int) -> None:
-    tokens = _tokens(2, extra + 16, 3)
-    _check_grid(vit_reshape_transform(tokens), tokens, extra, 4, 4)
-    _check_grid(vit_reshape_transform(tokens, num_extra_tokens=extra), tokens, extra, 4, 4)
+    tokens = _tokens(2, extra + 36, 3)
+    _check_grid(vit_reshape_transform(tokens), tokens, extra, 6, 6)
+    _check_grid(vit_reshape_transform(tokens, num_extra_tokens=extra), tokens, extra, 6, 6)
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        (6, r"6 tokens are ambiguous \(2x2 \+ 2 extra tokens, or the 2x3 grid of a non-square input \+ 0 extra"),
+        (21, r"21 tokens are ambiguous \(4x4 \+ 5 extra tokens, or the 4x5 grid of a non-square input \+ 1 extra"),
+        (9, r"9 tokens are ambiguous \(3x3 \+ 0 extra tokens, 2x2 \+ 5 extra tokens\)"),
+        (71, r"cannot infer a patch grid from 71 tokens"),
+    ],
+)
+def test_vit_refuses_to_guess_a_grid(count: int, message: str) -> None:
+    # 6 tokens: class + distillation token and a 2 x 2 grid, or the 2 x 3 grid of a non-square input (the probe's
+    # case, which used to give the 2 x 2 reading silently); 71 = 1 + 7 x 10 (112 x 160 input, 16-pixel patches)
+    with pytest.raises(ValueError, match=message):
+        vit_reshape_transform(torch.randn(1, count, 8))
+    assert vit_reshape_transform(torch.randn(1, 6, 8), height=2, width=3).shape == (1, 8, 2, 3)
 
 
 def test_vit_reference_positional_call() -> None:

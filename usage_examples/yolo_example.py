@@ -1,58 +1,106 @@
-"""EigenCAM on a YOLO-style single-stage detector (no target, no gradient).
+"""Explaining an ultralytics YOLO detection (v8 and later) with EigenCAM and Grad-CAM.
 
-    python usage_examples/yolo_example.py --output yolo_cam.jpg
+    python usage_examples/yolo_example.py --output yolo_cam.jpg                     # offline, random weights
+    python usage_examples/yolo_example.py --weights yolov8n.pt --score-threshold 0.25   # your trained model
+    python usage_examples/yolo_example.py --pretrained                              # downloads yolov8n.pt
 
-Single-stage detectors (YOLO, SSD, RetinaNet heads) return a dense ``(B, anchors, 5 + classes)`` tensor that
-post-processing (thresholds, NMS) turns into boxes, often outside autograd. EigenCAM needs neither a target
-nor gradients: it projects a layer's activations on their first principal component, so ``cam(x)`` works on
-any such model; the usual target layers are the last backbone/neck layers before the detection heads. For
-an ultralytics YOLO, wrap ``model.model`` and pick e.g. ``model.model.model[-2]``.
+Needs ``pip install ultralytics``. ``YOLO(...).model`` is a plain ``nn.Module``; in eval mode it returns, before
+any NMS, ``(predictions, raw)`` with ``predictions`` of shape ``(B, 4 + classes, anchors)`` (box centre and size
+in input pixels, class probabilities), all inside autograd. So:
 
-The detector here is built locally with random weights: it shows the mechanics, not trained detections.
+- ``yolo_detections(output)`` runs a plain NMS on it and gives the boxes the model detected;
+- ``YOLOBoxScoreTarget(labels, boxes)`` scores, for each reference box, the best probability of its class among
+  the predictions overlapping it (IoU >= 0.5): gradient methods explain that number;
+- EigenCAM needs no target and no gradient.
+
+Name the layer: a detector is no classifier, and the automatic choice lands in the head (the DFL). The inputs of
+the Detect head (``model.model[-1].f``: the neck outputs at strides 8, 16, 32) are the natural layers.
+
+Without ``--weights`` / ``--pretrained`` the network is ``YOLO("yolov8n.yaml")`` with random weights (offline):
+the boxes are arbitrary, the mechanics are real. Its weights are redrawn (Kaiming-normal), because ultralytics'
+initialisation makes a fresh network's activations vanish and every map would be blank.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from typing import Any, cast
+
+import cv2
+import numpy as np
 import torch
 from example_utils import base_parser, load_rgb, save_overlays, seed
 from torch import nn
 
-from pytorch_grad_cam import EigenCAM
+from pytorch_grad_cam import EigenCAM, GradCAM
+from pytorch_grad_cam.utils.model_targets import YOLOBoxScoreTarget, yolo_detections
 
 
-class TinyYolo(nn.Module):
-    """Backbone (three strided conv stages), a neck, and a dense head: per cell and anchor x, y, w, h, obj, classes."""
+def load_model(weights: str | None, config: str) -> Any:
+    """The ultralytics detection network: trained ``weights`` (a .pt path or name) or ``config`` with random
+    weights, spread so that its activations do not vanish."""
+    if weights is None:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO
 
-    def __init__(self, num_classes: int = 80, anchors: int = 3) -> None:
-        super().__init__()
+    model = cast(nn.Module, YOLO(weights or config).model)  # the network inside the YOLO wrapper
+    if weights is None:
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d) and module.weight.requires_grad:
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+    return model.float().eval()
 
-        def stage(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.SiLU())
 
-        self.backbone = nn.Sequential(stage(3, 16), stage(16, 32), stage(32, 64), stage(64, 128))
-        self.neck = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1), nn.SiLU())
-        self.head = nn.Conv2d(128, anchors * (5 + num_classes), 1)
-        self.anchors = anchors
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = self.head(self.neck(self.backbone(x)))
-        b, _, h, w = raw.shape
-        return raw.view(b, self.anchors, -1, h * w).permute(0, 1, 3, 2).reshape(b, self.anchors * h * w, -1)
+def draw_boxes(rgb: np.ndarray, boxes: np.ndarray, labels: list[str]) -> np.ndarray:
+    image = np.uint8(rgb * 255).copy()
+    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
+        cv2.rectangle(image, (x1, y1), (x2, y2), (255, 0, 0), 1)
+        cv2.putText(image, label, (x1 + 2, y1 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 0), 1, cv2.LINE_AA)
+    return np.float32(image) / 255
 
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0], "yolo_cam.jpg", default_size=640)
+    parser.add_argument("--weights", default=None, help="a trained ultralytics .pt file (default: random weights)")
+    parser.add_argument("--config", default="yolov8n.yaml", help="model configuration for random weights")
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="indices in model.model (default: P3)")
+    parser.add_argument("--score-threshold", type=float, default=0.0, help="keep detections above this score")
+    parser.add_argument("--max-boxes", type=int, default=3, help="explain at most this many detections")
     args = parser.parse_args()
-    if args.pretrained:
-        parser.error("--pretrained: this example's detector is built locally; see the docstring for ultralytics")
+    if importlib.util.find_spec("ultralytics") is None:
+        sys.exit("yolo_example.py needs ultralytics: pip install ultralytics")
+    if args.size % 32:
+        parser.error(f"--size must be a multiple of 32 (the YOLO stride); got {args.size}")
     seed()
-    model = TinyYolo().to(args.device).eval()
+    weights = "yolov8n.pt" if args.pretrained and args.weights is None else args.weights
+    model = load_model(weights, args.config).to(args.device)
+    names = getattr(model, "names", {})
+    detect_inputs = list(model.model[-1].f)  # the neck outputs the Detect head reads
+    indices = args.layers if args.layers is not None else detect_inputs[:1]
+    layers = [model.model[i] for i in indices]
+
     rgb = load_rgb(args.image, args.size)
-    input_tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)
-    with EigenCAM(model, [model.neck]) as cam:
-        grayscale = cam(input_tensor)[0]  # targets=None: EigenCAM does not use them
-        print(f"detector output: {tuple(cam.outputs.shape)}")
-    save_overlays(args.output, rgb, [grayscale], ["EigenCAM neck"])
+    input_tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)  # RGB in [0, 1], as YOLO expects
+
+    with EigenCAM(model, layers) as cam:
+        eigen = cam(input_tensor)[0]  # no target: the first principal component of the layer
+        output = cam.outputs
+    found = yolo_detections(output, score_threshold=args.score_threshold, max_detections=args.max_boxes)[0]
+    boxes, labels = found["boxes"].cpu().numpy(), found["labels"].tolist()
+    captions = [f"{names.get(c, c)} {s:.2f}" for c, s in zip(labels, found["scores"].tolist())]
+    print(f"layers {indices}; detections: {captions or 'none'}")
+
+    maps, titles = [eigen], ["EigenCAM"]
+    if labels:
+        target = YOLOBoxScoreTarget(labels, boxes)
+        with GradCAM(model, layers) as cam:
+            maps.append(cam(input_tensor, [target])[0])
+        titles.append("GradCAM (boxes)")
+    save_overlays(args.output, draw_boxes(rgb, boxes, captions), maps, titles)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import check_bool, check_callable, check_model, check_target_layers
 from pytorch_grad_cam.core.combine import LayerCombiner, mean_of_scaled
-from pytorch_grad_cam.core.layers import LayerChoice, TokenGridReshape, choose_target_layer
+from pytorch_grad_cam.core.layers import LayerChoice, TokenGridReshape, check_channels_first, choose_target_layer
 from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
 from pytorch_grad_cam.core.outputs import UnavailableTarget, default_targets, detached, target_scores, tensors_in
@@ -383,6 +383,9 @@ class BaseCAM(CAMMethod):
     ) -> torch.Tensor:
         """``ReLU(map)`` of target layer ``index``, float32 at the layer's resolution."""
         record = self.activations_and_grads.layer_record(index, input_tensor, targets)
+        if self.reshape_transform is None and isinstance(record.raw_activations, torch.Tensor):
+            name = f"target_layers[{index}] ({layer_name(self.model, record.layer)})"
+            check_channels_first(record.raw_activations, tuple(input_tensor.shape[2:]), record.layer, name)
         if record.activations.ndim != input_tensor.ndim:
             axes = "H, W" if input_tensor.ndim == 4 else "D, H, W"
             raise ValueError(

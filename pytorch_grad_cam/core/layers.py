@@ -33,13 +33,15 @@ A map needs ``h, w > 1``. The choice (:func:`choose_target_layer`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from pytorch_grad_cam.core.checks import describe
+from pytorch_grad_cam.core.outputs import tensors_in
 from pytorch_grad_cam.core.recording import ModuleRun, probe_module_outputs
 
 #: The most leading extra tokens a token sequence may have: a class token and up to 16 register tokens.
@@ -96,6 +98,7 @@ def solve_token_grid(
     evidence: Sequence[tuple[int, int]] = (),
     max_extra: int = MAX_EXTRA_TOKENS,
     what: str = "the layer",
+    extra_evidence: Sequence[int] = (),
 ) -> TokenGrid | None:
     """The patch grid of ``tokens`` tokens for an input of spatial size ``size = (H, W)``.
 
@@ -104,7 +107,9 @@ def solve_token_grid(
     exactly (``p`` divides ``H`` and ``W``) come first: when there is one, it is the answer; with none, the
     rounded ones (a patch embedding that drops or pads the border) are considered the same way. When several
     grids remain, ``evidence`` decides: the grids of the feature maps recorded before the layer, most recent
-    first (the patch embedding's output); the first of them that is a candidate is the answer.
+    first (the patch embedding's output); the first of them that is a candidate is the answer. Failing that,
+    ``extra_evidence`` (the numbers of extra tokens of the token layers before, most recent first: a model keeps its
+    extra tokens from block to block) decides when exactly one candidate has the most recent count.
 
     Returns:
         The grid, or ``None`` when no grid fits.
@@ -121,6 +126,9 @@ def solve_token_grid(
             for grid in evidence:
                 if (grid[0], grid[1]) in by_grid:
                     return by_grid[(grid[0], grid[1])]
+            same_extra = [g for g in group if extra_evidence and g.extra == extra_evidence[0]]
+            if len(same_extra) == 1:
+                return same_extra[0]
             options = "; ".join(g.describe() for g in group)
             raise AmbiguousGridError(
                 f"the {tokens} tokens of {what} fit several patch grids of the {size[0]}×{size[1]} input ({options}), "
@@ -342,6 +350,40 @@ def _is_grid(grid: Sequence[int], size: Sequence[int]) -> bool:
     return low < high
 
 
+def is_channels_last(output: Any, input_size: Sequence[int], module: nn.Module | None = None) -> bool:
+    """Whether a layer's output is clearly a channels-last map ``(B, h, w, C)`` of an input of spatial size
+    ``input_size = (H, W)``: axes 1-2 are a downscaled grid of the input and axes 2-3 are not (or both are, and
+    ``module`` is a leaf that says its channels are last, e.g. a ``LayerNorm`` over the last axis). ``False`` for
+    anything else, including outputs that read as ``(B, C, h, w)`` maps."""
+    if not isinstance(output, torch.Tensor) or output.ndim != 4 or len(input_size) != 2:
+        return False
+    shape = tuple(output.shape)
+    last, first = _is_grid(shape[1:3], input_size), _is_grid(shape[2:], input_size)
+    if last and first:
+        return module is not None and next(module.children(), None) is None and _channels_hint(module, shape) == "last"
+    return last
+
+
+def check_channels_first(output: Any, input_size: Sequence[int], module: nn.Module | None, what: str) -> None:
+    """Refuse a target layer given without ``reshape_transform`` whose output is a channels-last map (see
+    :func:`is_channels_last`): read as ``(B, C, h, w)`` it would give a map of the wrong axes, silently.
+
+    The core calls it for every target layer when no ``reshape_transform`` is given; ``what`` names the layer
+    (``"target_layers[0] (layers.3)"``).
+
+    Raises:
+        ValueError: the output is clearly ``(B, h, w, C)``; the message names the reshape to pass.
+    """
+    if is_channels_last(output, input_size, module):
+        shape = tuple(output.shape)
+        raise ValueError(
+            f"{what} outputs a channels-last map {shape} = (B, h, w, C) for a {input_size[0]}×{input_size[1]} input, "
+            "which would be read as (B, C, h, w); pass reshape_transform=swinT_reshape_transform (from "
+            "pytorch_grad_cam.utils.reshape_transforms; it moves the channels first), or leave target_layers out "
+            "and the layer and its reshape are chosen automatically"
+        )
+
+
 # ------------------------------------------------------------------------------------------ the table
 @dataclass(frozen=True)
 class LayerRow:
@@ -547,9 +589,19 @@ def analyse_layers(
     """Every module's output on ``input_tensor`` (one forward pass, hooks removed after) and the automatic
     choice of target layer, or ``None`` (the table's ``error`` says why). The model runs as it is: the caller
     puts it in eval mode and the input on its device."""
-    runs = probe_module_outputs(model, input_tensor)
+    output: list[Any] = []
+    runs = probe_module_outputs(model, input_tensor, output)
     rows = _classify(runs, tuple(input_tensor.shape[2:]), input_tensor.shape[0], reshape_given)
     chosen, error = _choose(rows, reshape_given)
+    if chosen is not None and not gives_scores_per_image(output[0], input_tensor.shape[0]):
+        chosen, error = (
+            None,
+            (
+                f"it returns {describe(output[0])}, not one score vector or embedding (B, K) per image as classifiers "
+                "and embedding models do; for a detector or a segmenter the last map is its score head, so name the "
+                "layer (e.g. the last backbone or neck stage)"
+            ),
+        )
     table = _table(rows, chosen, error)
     if chosen is None or chosen.layout is None:
         return table, None
@@ -559,6 +611,16 @@ def analyse_layers(
     elif chosen.layout == TOKENS and chosen.token_grid is not None:
         reshape = TokenGridReshape(chosen.token_grid, tuple(input_tensor.shape[2:]))
     return table, LayerChoice(chosen.run.module, chosen.run.name, chosen.layout, reshape, table)
+
+
+def gives_scores_per_image(output: Any, batch: int) -> bool:
+    """Whether a model output holds a ``(B, K)`` floating-point tensor for the batch of ``batch`` images (class
+    scores, logits in a ``ModelOutput``, an embedding): the automatic layer choice is made for such models only.
+    Detection outputs (torchvision's list of dicts, DETR's ``(B, queries, classes)``, YOLO's ``(B, 4 + classes,
+    anchors)``) and segmentation score maps hold none."""
+    if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
+        return False  # one dict of boxes per image (torchvision detection)
+    return any(t.ndim == 2 and t.shape[0] == batch and t.is_floating_point() for t in tensors_in(output))
 
 
 def choose_target_layer(model: nn.Module, input_tensor: torch.Tensor, reshape_given: bool = False) -> LayerChoice:

@@ -21,16 +21,21 @@ def map_tensors(output: Any, function: Callable[[torch.Tensor], Any]) -> Any:
     Mappings (dicts, Hugging Face ``ModelOutput``) are rebuilt as their own type when it takes keyword
     arguments (else as a dict), namedtuples as themselves, lists and tuples as their type.
     """
+    return _map(output, function, keep_whole=lambda key: False)
+
+
+def _map(output: Any, function: Callable[[torch.Tensor], Any], keep_whole: Callable[[Any], bool]) -> Any:
+    """:func:`map_tensors`, leaving the mapping entries whose key ``keep_whole`` accepts as they are."""
     if isinstance(output, torch.Tensor):
         return function(output)
     if isinstance(output, Mapping):
-        items = {key: map_tensors(value, function) for key, value in output.items()}
+        items = {key: value if keep_whole(key) else _map(value, function, keep_whole) for key, value in output.items()}
         try:
             return type(output)(**items)
         except TypeError:
             return items
     if isinstance(output, (list, tuple)):
-        items_list = [map_tensors(item, function) for item in output]
+        items_list = [_map(item, function, keep_whole) for item in output]
         return type(output)(*items_list) if hasattr(output, "_fields") else type(output)(items_list)
     return output
 
@@ -52,16 +57,47 @@ def tensors_in(value: Any) -> Iterator[torch.Tensor]:
             yield from tensors_in(item)
 
 
-def output_for_image(output: Any, index: int) -> Any:
+def is_text_entry(key: Any) -> bool:
+    """Whether a mapping entry holds the text side of an image-text model, batched by text prompt rather than
+    by image: ``text_embeds``, ``text_model_output``, ``logits_per_text`` (Hugging Face CLIP / SigLIP),
+    ``text_features`` (open_clip with ``output_dict=True``)."""
+    return isinstance(key, str) and (key.startswith("text_") or key == "logits_per_text")
+
+
+def output_for_image(output: Any, index: int, batch_size: int | None = None) -> Any:
     """The part of a batched model output that belongs to image ``index``.
 
-    Tensors are indexed ``[index]``; mappings (dicts, Hugging Face ``ModelOutput``) and tuples keep their
-    structure with every tensor indexed; a list or tuple of per-image mappings (torchvision detection
-    models) gives its ``index``-th element.
+    * a tensor output is indexed ``[index]``;
+    * a list or tuple of per-image mappings (torchvision detection models) gives its ``index``-th element;
+    * a mapping (dict, Hugging Face ``ModelOutput``) or a (named) tuple keeps its structure, with every tensor
+      that is batched by image indexed ``[index]``: tensors with at least one axis whose first axis has
+      ``batch_size`` entries (any first axis when ``batch_size`` is ``None``). Other tensors pass whole: 0-d
+      ones (open_clip's ``logit_scale``), text features of another batch size, and the text entries of a
+      mapping (:func:`is_text_entry`; so text batched like the images is not split either).
+
+    Args:
+        output: the model's output for the whole batch.
+        index: the image's position in the batch.
+        batch_size: the number of images in the batch.
+
+    Raises:
+        ValueError: when a tensor output has no row ``index``.
     """
+    if isinstance(output, torch.Tensor):
+        if output.ndim == 0 or not -output.shape[0] <= index < output.shape[0]:
+            raise ValueError(
+                f"the model returned {describe(output)}, which has no row for image {index} of the batch; a "
+                "tensor output needs one row per image"
+            )
+        return output[index]
     if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
         return output[index]
-    return map_tensors(output, lambda tensor: tensor[index])
+
+    def image_rows(tensor: torch.Tensor) -> torch.Tensor:
+        batched = tensor.ndim >= 1 and (batch_size is None or tensor.shape[0] == batch_size)
+        return tensor[index] if batched else tensor
+
+    return _map(output, image_rows, keep_whole=is_text_entry)
 
 
 def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | None = 0) -> torch.Tensor:
@@ -80,7 +116,7 @@ def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | No
 
     scores = []
     for index, target in enumerate(targets):
-        score = target(output_for_image(outputs, index))
+        score = target(output_for_image(outputs, index, len(targets)))
         if not isinstance(score, torch.Tensor):
             raise TypeError(f"{name(index)} must return a torch.Tensor; got {describe(score)}")
         scores.append(score.float().sum())
@@ -114,16 +150,84 @@ def default_targets(outputs: Any, batch_size: int | None = None) -> list[Target]
 
     The output must be a ``(B, num_classes)`` tensor, or a mapping (e.g. a Hugging Face ``ModelOutput``) whose
     ``logits`` entry is one.
+
+    Raises:
+        ValueError: for any other output, with the targets that suit its kind (:func:`targets_hint`).
     """
     scores = outputs["logits"] if isinstance(outputs, Mapping) and "logits" in outputs else outputs
     rows_ok = batch_size is None or (isinstance(scores, torch.Tensor) and scores.shape[0] == batch_size)
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or not rows_ok:
         raise ValueError(
             "targets=None explains the top class of a (B, num_classes) classification output, but the model "
-            f"returned {describe(outputs)}; pass targets explicitly, e.g. "
-            "[SemanticSegmentationTarget(category, mask)]"
+            f"returned {describe_output(outputs)}; pass targets explicitly, e.g. {targets_hint(outputs)}"
         )
     return [ClassifierOutputTarget(int(category)) for category in scores.argmax(dim=-1).tolist()]
+
+
+def describe_output(outputs: Any) -> str:
+    """A short description of a model output for error messages: a tensor's shape and dtype, a mapping's or a
+    tuple's entries with their shapes."""
+
+    def shape(value: Any) -> str:
+        return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if isinstance(outputs, Mapping):
+        entries = ", ".join(f"{key} {shape(value)}" for key, value in outputs.items())
+        return f"a {type(outputs).__name__} with entries {entries or 'none'}"
+    if isinstance(outputs, (list, tuple)) and not (outputs and all(isinstance(item, Mapping) for item in outputs)):
+        return f"a {type(outputs).__name__} of {', '.join(shape(item) for item in outputs) or 'nothing'}"
+    return describe(outputs)
+
+
+#: Mapping entries holding the image embedding of an image-text model.
+IMAGE_EMBEDDING_KEYS = ("image_embeds", "image_features")
+
+
+def targets_hint(outputs: Any) -> str:
+    """The model targets that suit a (non-classifier) model output, for the ``targets=None`` error."""
+    if (
+        isinstance(outputs, (list, tuple))
+        and outputs
+        and all(isinstance(item, Mapping) and "boxes" in item for item in outputs)
+    ):
+        return (
+            "one FasterRCNNBoxScoreTarget(labels, bounding_boxes) per image for torchvision detection outputs "
+            "(dicts of boxes, labels and scores)"
+        )
+    if (
+        isinstance(outputs, (list, tuple))
+        and len(outputs) == 2
+        and isinstance(outputs[1], Mapping)
+        and {"boxes", "scores", "feats"} <= set(outputs[1])
+    ):
+        return (
+            "one YOLOBoxScoreTarget(labels, bounding_boxes) per image for ultralytics YOLO outputs (boxes from "
+            "yolo_detections(outputs) explain what the model detected)"
+        )
+    if isinstance(outputs, Mapping):
+        if "pred_boxes" in outputs:
+            return (
+                "one DetrBoxScoreTarget(labels, bounding_boxes, image_size=(H, W)) per image for DETR-style "
+                "detection outputs (logits and pred_boxes)"
+            )
+        if any(key in outputs for key in IMAGE_EMBEDDING_KEYS):
+            return "ImageTextSimilarityTarget(text_features) for image embeddings of an image-text model"
+        maps = [outputs[key] for key in ("out", "logits") if key in outputs]
+    elif isinstance(outputs, tuple) and outputs and isinstance(outputs[0], torch.Tensor) and outputs[0].ndim == 2:
+        if any(isinstance(item, torch.Tensor) and item.ndim == 0 for item in outputs[1:]):
+            # open_clip: (image_features, text_features or None, logit_scale[, logit_bias])
+            return "ImageTextSimilarityTarget(text_features) for image embeddings of an image-text model"
+        maps = list(outputs)
+    elif isinstance(outputs, (list, tuple)):
+        maps = list(outputs)  # e.g. (main score map, auxiliary score map)
+    else:
+        maps = [outputs]
+    if any(isinstance(value, torch.Tensor) and value.ndim >= 4 for value in maps):
+        return "one SemanticSegmentationTarget(category, mask) per image for segmentation score maps"
+    return (
+        "ClassifierOutputTarget(category) on a (B, num_classes) output, RawScoresOutputTarget(), or any callable "
+        "that maps one image's output to the score to explain"
+    )
 
 
 class UnavailableTarget:

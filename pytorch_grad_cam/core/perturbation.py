@@ -39,7 +39,7 @@ class BatchSize:
 class PerturbationCAM(BaseCAM):
     """Base of the methods that run the model on many perturbed inputs or activations (Score-CAM and its
     variants, Group-CAM, Ablation-CAM): gradient-free by default, they evaluate ``batch_size`` perturbed copies
-    per forward pass under ``torch.inference_mode()`` and show a progress bar.
+    per forward pass under ``torch.no_grad()`` and show a progress bar.
 
     Args:
         model, target_layers, reshape_transform, **kwargs: as :class:`BaseCAM`.

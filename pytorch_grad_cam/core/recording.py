@@ -478,9 +478,12 @@ class ModuleRun:
     has_children: bool
 
 
-def probe_module_outputs(model: nn.Module, input_tensor: torch.Tensor) -> list[ModuleRun]:
+def probe_module_outputs(
+    model: nn.Module, input_tensor: torch.Tensor, model_output: list[Any] | None = None
+) -> list[ModuleRun]:
     """Run ``model`` once on ``input_tensor`` (without autograd) and report every submodule that ran, in the
-    order in which the modules finished, with the shape of its output.
+    order in which the modules finished, with the shape of its output; the model's own output is appended to
+    ``model_output`` when that list is given.
 
     Hooks are placed on every submodule (``model`` itself excluded) and removed in ``finally``. The model runs as
     it is (the caller sets eval mode); the input is not modified. Under ``torch.inference_mode()`` the pass runs
@@ -527,7 +530,9 @@ def probe_module_outputs(model: nn.Module, input_tensor: torch.Tensor) -> list[M
             handles.append(module.register_forward_pre_hook(before))
             handles.append(module.register_forward_hook(after))
         with torch.inference_mode(False), torch.no_grad():
-            model(input_tensor.clone() if input_tensor.is_inference() else input_tensor)
+            output = model(input_tensor.clone() if input_tensor.is_inference() else input_tensor)
+        if model_output is not None:
+            model_output.append(output)
     finally:
         for handle in handles:
             handle.remove()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pytorch_grad_cam.core.checks import check_int, check_real
+from pytorch_grad_cam.core.checks import check_bool, check_choice, check_int, check_real, describe
 
 #: A target: maps one image's model output to the score (a tensor, summed if not scalar) to explain.
 Target = Callable[[Any], torch.Tensor]
@@ -145,9 +145,12 @@ class SoftmaxOutputTarget:
 
 
 class RawScoresOutputTarget:
-    """The model output itself (summed by the CAM), e.g. for regression or embedding models."""
+    """The model output itself (summed by the CAM), e.g. for regression or embedding models; the ``logits``
+    entry of a mapping output (Hugging Face ``ModelOutput``) that has one."""
 
     def __call__(self, model_output: Any) -> Any:
+        if isinstance(model_output, Mapping) and "logits" in model_output:
+            return model_output["logits"]
         return model_output
 
     def __repr__(self) -> str:
@@ -157,9 +160,15 @@ class RawScoresOutputTarget:
 class SemanticSegmentationTarget:
     """The summed score of one category over a spatial mask: ``(out[c] * mask).sum()``.
 
-    The output of one image is a ``(C, H, W)`` score map, or ``(C, D, H, W)`` for volumes (or a mapping whose
-    ``"out"`` entry is one, as torchvision segmentation models return). The mask is moved to the output's
-    device and dtype at call time.
+    The output of one image is a ``(C, H, W)`` score map, or ``(C, D, H, W)`` for volumes, or a mapping whose
+    ``"out"`` entry (torchvision segmentation models) or ``"logits"`` entry (Hugging Face
+    ``SegformerForSemanticSegmentation``, ``UperNetForSemanticSegmentation``, ...) is one. The mask is moved to
+    the output's device and dtype at call time.
+
+    Score maps coarser than the input (SegFormer's logits are at a quarter of the input's size) take a mask at
+    either size: a mask larger than the score map on every axis (e.g. drawn at the input's size) is resized to
+    the score map's size with nearest-neighbour interpolation (``F.interpolate(mode="nearest-exact")``, which
+    keeps a binary mask binary) before the sum; a mask at the score map's size is used as it is.
 
     Args:
         category: the class channel ``c`` of the score map.
@@ -179,8 +188,8 @@ class SemanticSegmentationTarget:
 
     def __call__(self, model_output: Any) -> torch.Tensor:
         name = type(self).__name__
-        if isinstance(model_output, Mapping) and "out" in model_output:
-            model_output = model_output["out"]
+        if isinstance(model_output, Mapping):
+            model_output = next((model_output[key] for key in ("out", "logits") if key in model_output), model_output)
         if not isinstance(model_output, torch.Tensor) or model_output.ndim != self.mask.ndim + 1:
             is_tensor = isinstance(model_output, torch.Tensor)
             got = tuple(model_output.shape) if is_tensor else type(model_output).__name__
@@ -192,14 +201,25 @@ class SemanticSegmentationTarget:
                 f"{name} category must be in [0, {num_classes}) for a score map with {num_classes} channels; "
                 f"got {self.category}"
             )
-        if tuple(self.mask.shape) != tuple(model_output.shape[1:]):
-            raise ValueError(
-                f"{name} mask shape must equal the score map's spatial shape "
-                f"{tuple(model_output.shape[1:])}; got {tuple(self.mask.shape)}"
-            )
         dtype = model_output.dtype if model_output.is_floating_point() else torch.float32
-        mask = self.mask.to(device=model_output.device, dtype=dtype)
+        mask = self.mask_for(tuple(model_output.shape[1:])).to(device=model_output.device, dtype=dtype)
         return (model_output[self.category] * mask).sum()
+
+    def mask_for(self, size: tuple[int, ...]) -> torch.Tensor:
+        """The mask at a score map's spatial ``size``: itself, or resized (nearest) when it is larger.
+
+        Raises:
+            ValueError: when the mask is smaller than the score map on some axis.
+        """
+        if tuple(self.mask.shape) == size:
+            return self.mask
+        if any(have < want for have, want in zip(self.mask.shape, size)):
+            raise ValueError(
+                f"{type(self).__name__} mask shape must equal the score map's spatial shape {size} (or be larger "
+                f"on every axis, to be resized to it); got {tuple(self.mask.shape)}"
+            )
+        resized = F.interpolate(self.mask[None, None].float(), size=size, mode="nearest-exact")[0, 0]
+        return resized.to(self.mask.dtype) if self.mask.is_floating_point() else resized
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.category}, mask of shape {tuple(self.mask.shape)})"
@@ -269,8 +289,251 @@ class FasterRCNNBoxScoreTarget:
         return f"{type(self).__name__}({len(self._boxes)} boxes, iou_threshold={self.iou_threshold})"
 
 
+def _box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The ``(K, N)`` intersection over union of ``(K, 4)`` and ``(N, 4)`` boxes ``(x1, y1, x2, y2)``
+    (differentiable; an empty union gives 0)."""
+    area_first = (first[:, 2] - first[:, 0]).clamp(min=0) * (first[:, 3] - first[:, 1]).clamp(min=0)
+    area_second = (second[:, 2] - second[:, 0]).clamp(min=0) * (second[:, 3] - second[:, 1]).clamp(min=0)
+    top_left = torch.maximum(first[:, None, :2], second[None, :, :2])
+    bottom_right = torch.minimum(first[:, None, 2:], second[None, :, 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    union = area_first[:, None] + area_second[None, :] - intersection
+    return intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
+
+
+def _center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
+    """``(cx, cy, w, h)`` boxes as ``(x1, y1, x2, y2)``."""
+    center, size = boxes[..., :2], boxes[..., 2:]
+    return torch.cat([center - size / 2, center + size / 2], dim=-1)
+
+
+class DetrBoxScoreTarget:
+    """How well the queries of a DETR-style detector still match reference boxes:
+    ``Σ_k [match_k] (IoU_k + p_k)``.
+
+    The output of one image is a mapping (a Hugging Face ``ModelOutput`` of ``DetrForObjectDetection``,
+    ``ConditionalDetrForObjectDetection``, ``DeformableDetrForObjectDetection``, ``YolosForObjectDetection``,
+    ``RTDetrForObjectDetection``, ...) with ``logits`` ``(Q, num_classes [+ 1])`` and ``pred_boxes`` ``(Q, 4)``,
+    normalised ``(cx, cy, w, h)`` (Carion et al. 2020, https://arxiv.org/abs/2005.12872). As the Hugging Face
+    post-processing does, each query's class probabilities are ``softmax(logits)`` without the last ("no
+    object") class, or ``sigmoid(logits)`` for models trained with a focal loss (Deformable DETR, RT-DETR); its
+    label is the most probable class and its score that probability.
+
+    As :class:`FasterRCNNBoxScoreTarget` does for torchvision detections, each reference box ``k`` is matched to
+    one query, which counts (its IoU plus its score ``p_k``) when the IoU exceeds ``iou_threshold``. DETR keeps
+    every query (there is no non-maximum suppression), so near-duplicate queries of other classes often overlap
+    a box: the match is the query *of the reference label* with the highest IoU (torchvision's target takes the
+    highest IoU first and then checks the label). Everything is computed on the output's device.
+
+    Args:
+        labels: ``(K,)`` reference class indices (the model's ``id2label`` keys, "no object" excluded).
+        bounding_boxes: ``(K, 4)`` reference boxes ``(x1, y1, x2, y2)``: in pixels of an ``image_size`` image
+            when ``image_size`` is given, else normalised to ``[0, 1]``.
+        iou_threshold: the minimum IoU (exclusive) for a query to match a reference box.
+        image_size: ``(H, W)`` of the image the pixel boxes refer to; ``None`` for normalised boxes.
+        activation: ``"softmax"`` (the last class means "no object") or ``"sigmoid"``.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int] | np.ndarray | torch.Tensor,
+        bounding_boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
+        iou_threshold: float = 0.5,
+        image_size: tuple[int, int] | None = None,
+        activation: str = "softmax",
+    ) -> None:
+        boxes = _as_float_tensor(bounding_boxes, "bounding_boxes")
+        if boxes.numel() == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"bounding_boxes must have shape (K, 4); got {tuple(boxes.shape)}")
+        label_values = _as_float_tensor(labels, "labels").reshape(-1)
+        if label_values.numel() != boxes.shape[0]:
+            raise ValueError(
+                f"labels must have one entry per bounding box ({boxes.shape[0]}); got {label_values.numel()}"
+            )
+        if bool((label_values != label_values.round()).any()) or bool((label_values < 0).any()):
+            raise ValueError(f"labels must be class indices >= 0; got {label_values.tolist()}")
+        check_real(iou_threshold, "iou_threshold", 0.0, 1.0)
+        if image_size is not None:
+            if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+                raise TypeError(f"image_size must be None or a pair (H, W) of integers; got {describe(image_size)}")
+            height, width = (check_int(side, f"image_size[{i}]", minimum=1) for i, side in enumerate(image_size))
+            boxes = boxes / boxes.new_tensor([width, height, width, height])
+        self.activation = check_choice(activation, "activation", ("softmax", "sigmoid"))
+        self.labels = labels
+        self.bounding_boxes = bounding_boxes
+        self.iou_threshold = float(iou_threshold)
+        self.image_size = None if image_size is None else (height, width)
+        self._boxes = boxes  # normalised (x1, y1, x2, y2)
+        self._labels = label_values.long()
+
+    def class_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(Q, num_classes)`` class probabilities of every query ("no object" dropped after a softmax)."""
+        if self.activation == "sigmoid":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)[..., :-1]
+
+    def __call__(self, model_output: Any) -> torch.Tensor:
+        name = type(self).__name__
+        if not isinstance(model_output, Mapping) or not {"logits", "pred_boxes"} <= set(model_output):
+            raise TypeError(
+                f"{name} expects one image's DETR-style output with 'logits' and 'pred_boxes' entries; got "
+                f"{type(model_output).__name__}"
+            )
+        logits, pred_boxes = model_output["logits"], model_output["pred_boxes"]
+        if logits.ndim != 2 or pred_boxes.ndim != 2 or pred_boxes.shape != (logits.shape[0], 4):
+            raise ValueError(
+                f"{name} expects one image's logits (Q, classes) and pred_boxes (Q, 4); got "
+                f"{tuple(logits.shape)} and {tuple(pred_boxes.shape)}"
+            )
+        probabilities = self.class_scores(logits)
+        zero = probabilities.sum() * 0.0
+        if len(self._boxes) == 0 or logits.shape[0] == 0:
+            return zero
+        num_classes = probabilities.shape[-1]
+        if int(self._labels.max()) >= num_classes:
+            raise ValueError(
+                f"{name} labels must be in [0, {num_classes}) for a model with {num_classes} classes; got "
+                f"{self._labels.tolist()}"
+            )
+        scores, predicted = probabilities.max(dim=-1)  # (Q,)
+        reference = self._boxes.to(device=pred_boxes.device, dtype=pred_boxes.dtype)
+        ious = _box_iou(reference, _center_to_corners(pred_boxes))  # (K, Q)
+        same_label = predicted[None, :] == self._labels.to(pred_boxes.device)[:, None]
+        best_iou, best = torch.where(same_label, ious, torch.full_like(ious, -1.0)).max(dim=1)
+        matched = best_iou > self.iou_threshold
+        box_scores = torch.where(matched, best_iou + scores[best], torch.zeros_like(best_iou))
+        return zero + box_scores.sum()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._boxes)} boxes, iou_threshold={self.iou_threshold})"
+
+
+def image_embedding(model_output: Any, name: str) -> torch.Tensor:
+    """The image embedding inside one image's output of an image(-text) model.
+
+    Read from a tensor (itself), a mapping's ``image_embeds`` (Hugging Face ``CLIPVisionModelWithProjection``,
+    ``CLIPModel``, ``SiglipModel``) or ``image_features`` entry (open_clip with ``output_dict=True``), or a
+    tuple's first element (open_clip's ``(image_features, text_features, logit_scale[, logit_bias])``).
+
+    Raises:
+        TypeError: when the output holds no image embedding.
+    """
+    embedding = model_output
+    if isinstance(model_output, Mapping):
+        embedding = next((model_output[key] for key in ("image_embeds", "image_features") if key in model_output), None)
+    elif isinstance(model_output, (list, tuple)) and model_output:
+        embedding = model_output[0]
+    if not isinstance(embedding, torch.Tensor):
+        raise TypeError(
+            f"{name} expects an image embedding: a tensor, a mapping with an 'image_embeds' or 'image_features' "
+            f"entry, or an open_clip tuple (image_features, text_features, logit_scale); got "
+            f"{type(model_output).__name__}"
+        )
+    return embedding
+
+
+def _logit_scale(model_output: Any) -> torch.Tensor | None:
+    """The (exponentiated) ``logit_scale`` an open_clip output carries, if any."""
+    if isinstance(model_output, Mapping):
+        scale = model_output.get("logit_scale")
+    elif isinstance(model_output, (list, tuple)) and len(model_output) >= 3:
+        scale = model_output[2]
+    else:
+        scale = None
+    return scale.detach() if isinstance(scale, torch.Tensor) and scale.ndim == 0 else None
+
+
+class ImageTextSimilarityTarget:
+    """CLIP image-text similarity of one image to text prompts (Radford et al. 2021, CLIP,
+    https://arxiv.org/abs/2103.00020).
+
+    With ``e`` the image embedding and ``t_j`` the text embeddings, both normalised as CLIP does
+    (``e / |e|``, ``t_j / |t_j|``), the cosine similarities are ``s_j = <e, t_j> / (|e| |t_j|)``; the score is
+    ``s_i`` for ``i = text_index`` or, with ``softmax=True``, CLIP's zero-shot probability
+    ``softmax_j(λ s_j)[i]`` with the logit scale ``λ``.
+
+    The image embedding is read from the model's own output (see :func:`image_embedding`): a tensor, Hugging
+    Face ``image_embeds`` (``CLIPVisionModelWithProjection``) or open_clip's ``model(image)`` tuple, so no
+    wrapper is needed. Text embeddings come from ``open_clip_model.encode_text(tokens)``,
+    ``CLIPModel.get_text_features(...)`` or ``CLIPTextModelWithProjection(...).text_embeds``, computed once.
+
+    Args:
+        text_features: ``(D,)`` or ``(T, D)`` text embeddings (numpy array or tensor; normalised here).
+        text_index: the prompt ``i`` whose similarity is explained.
+        softmax: explain the softmax probability over the ``T`` prompts instead of the raw cosine.
+        logit_scale: ``λ`` for ``softmax=True``; ``None`` reads it from the model output when it carries one
+            (open_clip's ``logit_scale``, already exponentiated), else uses 100 (trained CLIP models' value).
+    """
+
+    def __init__(
+        self,
+        text_features: np.ndarray | torch.Tensor,
+        text_index: int = 0,
+        softmax: bool = False,
+        logit_scale: float | None = None,
+    ) -> None:
+        if not isinstance(text_features, (np.ndarray, torch.Tensor)):
+            raise TypeError(
+                f"text_features must be a numpy array or a torch tensor of shape (D,) or (T, D); got "
+                f"{describe(text_features)}"
+            )
+        features = torch.from_numpy(np.array(text_features)) if isinstance(text_features, np.ndarray) else text_features
+        features = features.detach()
+        if features.ndim == 1:
+            features = features[None]
+        if features.ndim != 2 or features.numel() == 0:
+            raise ValueError(f"text_features must have shape (D,) or (T, D) with T, D > 0; got {tuple(features.shape)}")
+        self.text_index = check_int(text_index, "text_index")
+        if not -features.shape[0] <= self.text_index < features.shape[0]:
+            raise ValueError(
+                f"text_index must be in [0, {features.shape[0]}) for {features.shape[0]} texts; got {text_index}"
+            )
+        self.softmax = check_bool(softmax, "softmax")
+        if logit_scale is not None:
+            check_real(logit_scale, "logit_scale", 0.0, low_open=True)
+        self.logit_scale = None if logit_scale is None else float(logit_scale)
+        self.text_features = features
+
+    def similarities(self, model_output: Any) -> torch.Tensor:
+        """The ``(T,)`` cosine similarities of one image's embedding to every text."""
+        name = type(self).__name__
+        embedding = image_embedding(model_output, name)
+        if embedding.shape != self.text_features.shape[1:]:
+            raise ValueError(
+                f"{name} text_features of shape {tuple(self.text_features.shape)} need one image embedding of "
+                f"shape ({self.text_features.shape[1]},); got {tuple(embedding.shape)}"
+            )
+        dtype = embedding.dtype if embedding.is_floating_point() else torch.float32
+        texts = F.normalize(self.text_features.to(device=embedding.device, dtype=dtype), dim=-1)
+        return texts @ F.normalize(embedding.to(dtype), dim=-1)
+
+    def probabilities(self, model_output: Any) -> torch.Tensor:
+        """The ``(T,)`` zero-shot probabilities ``softmax_j(λ s_j)`` of one image over every text."""
+        scale = self.logit_scale if self.logit_scale is not None else _logit_scale(model_output)
+        scale = 100.0 if scale is None else scale
+        return torch.softmax(self.similarities(model_output) * scale, dim=-1)
+
+    def __call__(self, model_output: Any) -> torch.Tensor:
+        if self.softmax:
+            return self.probabilities(model_output)[self.text_index]
+        return self.similarities(model_output)[self.text_index]
+
+    def __repr__(self) -> str:
+        options = f", softmax=True, logit_scale={self.logit_scale}" if self.softmax else ""
+        return (
+            f"{type(self).__name__}(text_features of shape {tuple(self.text_features.shape)}, "
+            f"text_index={self.text_index}{options})"
+        )
+
+
 class SimilarityToConceptTarget:
     """Cosine similarity of the output embedding to a concept embedding: ``<out, f> / (|out| |f|)``.
+
+    ``out`` is one image's output when it is a tensor, else the image embedding inside it (Hugging Face
+    ``image_embeds``, open_clip's ``image_features`` or the first element of its output tuple; see
+    :func:`image_embedding`). :class:`ImageTextSimilarityTarget` also takes several prompts.
 
     Args:
         features: the concept embedding, same shape as one image's output (usually ``(D,)``); moved to
@@ -288,8 +551,7 @@ class SimilarityToConceptTarget:
         self.features = features
 
     def __call__(self, model_output: Any) -> torch.Tensor:
-        if not isinstance(model_output, torch.Tensor):
-            raise TypeError(f"{type(self).__name__} expects an embedding tensor; got {type(model_output).__name__}")
+        model_output = image_embedding(model_output, type(self).__name__)
         if model_output.shape != self.features.shape:
             raise ValueError(
                 f"{type(self).__name__} features shape {tuple(self.features.shape)} must equal the shape of "

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.decomposition import NMF
 from torch import nn
 
 from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
@@ -39,6 +38,8 @@ def dff(activations: np.ndarray | torch.Tensor, n_components: int = 5) -> tuple[
     spatial = values.shape[2:]
     matrix = np.nan_to_num(np.moveaxis(values, 1, 0).reshape(channels, -1), nan=0.0)
     offset = matrix.min(axis=-1)
+    from sklearn.decomposition import NMF  # scikit-learn takes seconds to import: only when DFF runs
+
     model = NMF(n_components=n_components, init="random", random_state=0)
     weights = model.fit_transform(matrix - offset[:, None])
     concepts = weights + offset[:, None]

@@ -32,6 +32,18 @@ def _square_side(count: int) -> int | None:
     return side if side * side == count else None
 
 
+def _near_square_reading(tokens: int, extra: int) -> tuple[int, int] | None:
+    """A reading of ``tokens`` as fewer than ``extra`` usual extra tokens and an ``h × (h + 1)`` grid (the grid of an
+    input one patch wider than tall), as ``(h, its extra tokens)``; ``None`` if there is none."""
+    for k in USUAL_EXTRA_TOKENS:
+        if k >= extra:
+            break
+        rows = (math.isqrt(4 * (tokens - k) + 1) - 1) // 2
+        if rows > 1 and rows * (rows + 1) == tokens - k:
+            return rows, k
+    return None
+
+
 def fasterrcnn_reshape_transform(x: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Stack the maps of a feature pyramid (torchvision FPN output) into one ``(B, ΣC, h, w)`` tensor.
 
@@ -137,7 +149,9 @@ def vit_reshape_transform(
       (0, 1 class token, 2 with DeiT's distillation token, 4 registers, 5 = class + 4 registers): 197 tokens
       → 1 + 14 × 14; 198 → 2 + 14 × 14; 261 → 5 + 16 × 16. When no usual count leaves a square (a non-square
       input: 71 tokens of a 112 × 160 image with 16-pixel patches), or several do (9 tokens: 3 × 3, or
-      2 × 2 plus class + 4 registers), it raises ``ValueError`` instead of guessing: pass the sizes.
+      2 × 2 plus class + 4 registers), or fewer extra tokens leave the ``h × (h + 1)`` grid of a non-square
+      input (6 tokens: 2 × 2 plus class + distillation token, or a 2 × 3 grid), it raises ``ValueError`` instead
+      of guessing: pass the sizes.
 
     The token count alone cannot tell a non-square grid; a CAM built without ``target_layers`` and
     ``reshape_transform`` reads the grid from the input's height and width instead (any size, any count of
@@ -207,6 +221,13 @@ def vit_reshape_transform(
             options = ", ".join(f"{side}x{side} + {k} extra token{'s' if k != 1 else ''}" for k, side in found)
             raise ValueError(f"vit_reshape_transform: {tokens} tokens are ambiguous ({options}); {hint}")
         extra, height = found[0]
+        near = _near_square_reading(tokens, extra)
+        if near is not None:
+            rows, k = near
+            raise ValueError(
+                f"vit_reshape_transform: {tokens} tokens are ambiguous ({height}x{height} + {extra} extra tokens, or "
+                f"the {rows}x{rows + 1} grid of a non-square input + {k} extra token{'s' if k != 1 else ''}); {hint}"
+            )
         width = height
     patches = tensor[:, extra:, :]
     return patches.reshape(tensor.shape[0], height, width, tensor.shape[2]).permute(0, 3, 1, 2)
