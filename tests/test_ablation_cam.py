@@ -406,3 +406,34 @@ def test_progress_bar_can_be_turned_off(tiny_cnn, golden_input, capsys):
     assert capsys.readouterr().err == ""
     AblationCAM(tiny_cnn, [tiny_cnn[6]], progress=True)(golden_input, golden_targets())
     assert "AblationCAM" in capsys.readouterr().err
+
+
+class ImageOrText(nn.Module):
+    """``forward(image, text=None)`` as open_clip's CLIP: the text branch runs only when text is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(6, 4)
+        self.text = nn.Embedding(10, 4)
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        scores = self.head(self.relu(self.conv(image)).mean(dim=(2, 3)))
+        if text is not None:
+            scores = scores + self.text(text).sum(dim=1)
+        return scores
+
+
+def test_fast_path_traces_optional_arguments_as_none() -> None:
+    """The cut model is traced with ``text=None`` (as the call with the image alone runs): the fast path is taken
+    and equals the full re-run."""
+    torch.manual_seed(0)
+    model = ImageOrText().eval()
+    x = torch.randn(2, 3, 8, 8)
+    targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(2)]
+    fast = AblationCAM(model, [model.relu], progress=False)
+    maps = fast(x, targets)
+    assert fast.fast_path_used == [True]
+    full = AblationCAM(model, [model.relu], strategy="full", progress=False)(x, targets)
+    np.testing.assert_allclose(maps, full, atol=1e-5)

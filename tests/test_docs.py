@@ -45,3 +45,18 @@ def test_the_page_examples_run_and_give_the_documented_maps(tiny_cnn, golden_inp
         code["MyGradCAM"](tiny_cnn, layers)(golden_input, TARGETS), golden["GradCAM/one/targets"], atol=1e-5
     )
     assert hook_count(tiny_cnn) == 0
+
+
+def test_every_row_of_the_architectures_table_names_a_test_that_exists() -> None:
+    """docs/architectures.md: each row of the real-library table is backed by a test function that exists."""
+    text = (PAGE.parent / "architectures.md").read_text()
+    table = text[text.index("## Real model libraries") :]
+    table = table[: table.index("\n\n", table.index("| library |"))]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| library")]
+    assert len(rows) >= 20
+    tests_dir = PAGE.parent.parent / "tests"
+    for row in rows:
+        found = re.findall(r"`tests/(test_\w+\.py)::(test_\w+)`", row)
+        assert found, f"no test named in: {row}"
+        for module, name in found:
+            assert re.search(rf"^def {name}\(", (tests_dir / module).read_text(), flags=re.M), f"{module}::{name}"

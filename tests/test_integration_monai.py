@@ -139,3 +139,14 @@ def test_volume_resize_is_scipy_zoom(source: tuple[int, int, int], size: tuple[i
     result = resize_cam_tensor(maps, size)
     assert result.shape == (2, *size) and result.dtype == torch.float32
     np.testing.assert_allclose(result.numpy(), expected, atol=1e-6)
+
+
+def test_densenet_layer_chosen_automatically(densenet: nn.Module, volumes: torch.Tensor) -> None:
+    """A 3-D classifier needs no target layer: the last feature map with more than one voxel per axis (at 32³,
+    the last transition's convolution; the last dense block is 1³), the same maps as when it is named."""
+    cam = pgc.GradCAM(densenet)
+    automatic = cam(volumes)
+    assert cam.auto_choice is not None and cam.auto_choice.name == "features.transition3.conv"
+    named = pgc.GradCAM(densenet, [densenet.features.transition3.conv])(volumes)
+    np.testing.assert_allclose(automatic, named, atol=1e-6)
+    assert automatic.shape == (2, *VOLUME) and np.isfinite(automatic).all()

@@ -16,7 +16,8 @@ from conftest import hook_count
 from torch import nn
 
 from pytorch_grad_cam import LeGrad
-from pytorch_grad_cam.legrad import RETURNED, TIMM, TORCH, TRANSFORMERS, attention_kind, default_head
+from pytorch_grad_cam.core.recording import RETURNED, TIMM, TORCH, TRANSFORMERS, attention_kind
+from pytorch_grad_cam.legrad import default_head
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform

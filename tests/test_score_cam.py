@@ -1,5 +1,6 @@
 """ScoreCAM: golden numbers, a hand-computed map (2-D and 3-D), batching (never more than batch_size masked
-inputs at once, same result for any batch_size), silent hooks, inference mode, bad input and state."""
+inputs at once, same result for any batch_size), silent hooks, no autograd for the masked batches, bad input
+and state."""
 
 from __future__ import annotations
 
@@ -87,7 +88,9 @@ class Recorder(nn.Module):
         return self.inner(x)
 
 
-def test_masked_inputs_are_batched_silent_and_in_inference_mode(tiny_cnn, golden_input):
+def test_masked_inputs_are_batched_silent_and_without_autograd(tiny_cnn, golden_input):
+    """Batches of masked inputs under no_grad (not inference mode, whose tensors a model could cache for a later
+    gradient call, see tests/test_integration_ultralytics.py), with no hooks of the CAM."""
     model = Recorder(tiny_cnn)
     layer_calls = []
     cam = ScoreCAM(model, [tiny_cnn[6]], batch_size=5, progress=False)
@@ -97,7 +100,7 @@ def test_masked_inputs_are_batched_silent_and_in_inference_mode(tiny_cnn, golden
     first, *masked = model.calls
     assert first[0] == 2
     assert [size for size, _, _ in masked] == [5] * 6 + [2] + [5] * 6 + [2]  # 32 channels per image
-    assert all(inference and not grad for _, inference, grad in masked)
+    assert all(not inference and not grad for _, inference, grad in masked)
     # BaseCAM's hooks only existed during the first pass: its record holds the first pass only
     assert cam.activations_and_grads.activations[0].shape == (2, 32, 12, 14)
     assert len(layer_calls) == 1 + 14

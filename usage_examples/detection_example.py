@@ -17,11 +17,9 @@ Without ``--pretrained`` the weights are random (offline): the boxes are arbitra
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import torch
 import torchvision
-from example_utils import base_parser, load_rgb, save_overlays, seed
+from example_utils import base_parser, draw_boxes, load_rgb, save_overlays, seed
 
 from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM
 from pytorch_grad_cam.ablation_layer import AblationLayerFasterRCNN
@@ -42,14 +40,6 @@ def build_cam(method: str, model: torch.nn.Module):
             batch_size=16,
         )
     return EigenCAM(model, [model.backbone], reshape_transform=fasterrcnn_reshape_transform)
-
-
-def draw_boxes(rgb: np.ndarray, boxes: np.ndarray, labels: list[str]) -> np.ndarray:
-    image = np.uint8(rgb * 255).copy()
-    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
-        cv2.rectangle(image, (x1, y1), (x2, y2), (255, 0, 0), 1)
-        cv2.putText(image, label, (x1 + 2, y1 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 0), 1, cv2.LINE_AA)
-    return np.float32(image) / 255
 
 
 def main() -> None:

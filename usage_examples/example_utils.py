@@ -59,6 +59,15 @@ def save_overlays(path: str | Path, rgb: np.ndarray, maps: list[np.ndarray], tit
     return path
 
 
+def draw_boxes(rgb: np.ndarray, boxes: np.ndarray, labels: list[str]) -> np.ndarray:
+    """``rgb`` (float in [0, 1]) with each ``x1, y1, x2, y2`` box drawn and labelled in red."""
+    image = np.uint8(rgb * 255).copy()
+    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
+        cv2.rectangle(image, (x1, y1), (x2, y2), (255, 0, 0), 1)
+        cv2.putText(image, label, (x1 + 2, y1 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 0), 1, cv2.LINE_AA)
+    return np.float32(image) / 255
+
+
 def seed(value: int = 0) -> None:
     """Random weights are drawn reproducibly."""
     torch.manual_seed(value)

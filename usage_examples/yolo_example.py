@@ -28,10 +28,8 @@ import os
 import sys
 from typing import Any, cast
 
-import cv2
-import numpy as np
 import torch
-from example_utils import base_parser, load_rgb, save_overlays, seed
+from example_utils import base_parser, draw_boxes, load_rgb, save_overlays, seed
 from torch import nn
 
 from pytorch_grad_cam import EigenCAM, GradCAM
@@ -53,14 +51,6 @@ def load_model(weights: str | None, config: str) -> Any:
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
     return model.float().eval()
-
-
-def draw_boxes(rgb: np.ndarray, boxes: np.ndarray, labels: list[str]) -> np.ndarray:
-    image = np.uint8(rgb * 255).copy()
-    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
-        cv2.rectangle(image, (x1, y1), (x2, y2), (255, 0, 0), 1)
-        cv2.putText(image, label, (x1 + 2, y1 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 0, 0), 1, cv2.LINE_AA)
-    return np.float32(image) / 255
 
 
 def main() -> None:

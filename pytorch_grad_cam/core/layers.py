@@ -42,7 +42,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import describe
 from pytorch_grad_cam.core.outputs import tensors_in
-from pytorch_grad_cam.core.recording import ModuleRun, probe_module_outputs
+from pytorch_grad_cam.core.recording import ModuleRun, is_attention, probe_module_outputs
 
 #: The most leading extra tokens a token sequence may have: a class token and up to 16 register tokens.
 MAX_EXTRA_TOKENS = 17
@@ -265,12 +265,6 @@ def is_norm(module: nn.Module) -> bool:
     ``RmsNorm``, ``ViTLayerNorm``, ...)."""
     name = type(module).__name__.lower()
     return isinstance(module, _NORMS) or name.endswith(("norm", "norm1d", "norm2d", "norm3d"))
-
-
-def is_attention(module: nn.Module) -> bool:
-    """An attention module: ``nn.MultiheadAttention``, or a type name with ``Attention`` / ending in ``Attn``."""
-    name = type(module).__name__.lower()
-    return isinstance(module, nn.MultiheadAttention) or "attention" in name or name.endswith("attn")
 
 
 #: Type names of activation modules outside torch (timm, Hugging Face).

@@ -6,8 +6,10 @@ for one forward pass (registered when it is called, removed in ``finally``):
 * the outputs of the target layers (after ``reshape_transform``), and their gradients;
 * the gradients at the outputs of layers with a bias (FullGrad), through tensor hooks removed after the
   backward pass;
-* the attention maps of the transformer blocks that hold the target layers, and the blocks' output tokens
-  (LeGrad), by recomputing ``nn.MultiheadAttention`` step by step with the map in the graph;
+* the attention probabilities of the transformer blocks that hold the target layers, and the blocks' output
+  tokens (LeGrad), in the graph, for every kind of attention module of :func:`attention_kind`:
+  ``nn.MultiheadAttention`` recomputed step by step, timm's attention with its fused kernel switched off, Hugging
+  Face attention in eager mode, and any attention returning ``(output, probabilities)``;
 * the gradient of the input;
 * every module's output shape in one probe forward pass (:func:`probe_module_outputs`), from which
   :mod:`pytorch_grad_cam.core.layers` chooses a target layer when none is given.
@@ -81,19 +83,100 @@ def explicit_attention(
     return (out if module.batch_first else out.transpose(0, 1)), attention
 
 
-def attention_block(model: nn.Module, layer: nn.Module, index: int) -> tuple[nn.Module, nn.MultiheadAttention]:
-    """The smallest module holding ``layer`` and exactly one ``nn.MultiheadAttention``, and that attention."""
+#: The kinds of attention modules whose attention probabilities are recorded (see :func:`attention_kind`).
+TORCH, TIMM, TRANSFORMERS, RETURNED = "torch", "timm", "transformers", "returned"
+
+
+def is_attention(module: nn.Module) -> bool:
+    """An attention module: ``nn.MultiheadAttention``, or a type name with ``Attention`` / ending in ``Attn``."""
+    name = type(module).__name__.lower()
+    return isinstance(module, nn.MultiheadAttention) or "attention" in name or name.endswith("attn")
+
+
+def attention_kind(module: nn.Module) -> str | None:
+    """How the attention probabilities of ``module`` are read, or ``None`` when it is no attention module.
+
+    * ``"torch"``: ``nn.MultiheadAttention`` (torchvision, open_clip), recomputed step by step with the
+      probabilities in the graph (:func:`explicit_attention`);
+    * ``"timm"``: a timm attention module (``qkv``, ``attn_drop``, ``fused_attn``): its fused kernel is switched off
+      for the call and the probabilities are the input of its ``attn_drop``;
+    * ``"transformers"``: a Hugging Face attention module (its ``config`` has ``_attn_implementation``): the eager
+      implementation is selected for the call, and the module returns ``(output, probabilities)``;
+    * ``"returned"``: any other module whose type name says attention; its output must be ``(output,
+      probabilities)``.
+    """
+    if isinstance(module, nn.MultiheadAttention):
+        return TORCH
+    if hasattr(module, "fused_attn") and isinstance(getattr(module, "attn_drop", None), nn.Module):
+        return TIMM
+    if not is_attention(module):
+        return None
+    if hasattr(getattr(module, "config", None), "_attn_implementation"):
+        return TRANSFORMERS
+    return RETURNED
+
+
+def _innermost_attentions(module: nn.Module) -> list[nn.Module]:
+    """The attention modules inside ``module`` (itself included) that hold no other attention module."""
+    found = [sub for sub in module.modules() if attention_kind(sub) is not None]
+    return [sub for sub in found if not any(other is not sub and attention_kind(other) for other in sub.modules())]
+
+
+def attention_block(model: nn.Module, layer: nn.Module, index: int) -> tuple[nn.Module, nn.Module]:
+    """The smallest module of ``model`` holding ``layer`` and exactly one attention module (see
+    :func:`attention_kind`), and that attention module.
+
+    Raises:
+        ValueError: ``layer`` is not inside such a block.
+    """
     holders = [module for module in model.modules() if any(sub is layer for sub in module.modules())]
     for block in sorted(holders, key=lambda module: sum(1 for _ in module.modules())):
-        attentions = [sub for sub in block.modules() if isinstance(sub, nn.MultiheadAttention)]
+        attentions = _innermost_attentions(block)
         if len(attentions) == 1:
             return block, attentions[0]
         if len(attentions) > 1:
             break
     raise ValueError(
-        f"target_layers[{index}] ({type(layer).__name__}) is not inside a transformer block with one "
-        "nn.MultiheadAttention, so its attention map cannot be recorded; pick an encoder block, e.g. "
-        "model.encoder.layers[-1]"
+        f"target_layers[{index}] ({layer_name(model, layer)}) is not inside a transformer block with one attention "
+        "module (nn.MultiheadAttention, a timm or Hugging Face attention), so its attention map cannot be recorded; "
+        "pick a block or a module inside it, e.g. model.encoder.layers[-1] (torchvision), model.blocks[-1].norm1 "
+        "(timm), model.vit.layers[-1].layernorm_before (Hugging Face)"
+    )
+
+
+@contextmanager
+def exposed_attention(attentions: Sequence[nn.Module]) -> Iterator[None]:
+    """While active, the attention modules compute their probabilities explicitly: timm's fused kernel is switched
+    off (``fused_attn = False``) and Hugging Face configs select ``"eager"`` attention; the previous values are put
+    back on every exit path."""
+    changed: list[tuple[Any, str, Any]] = []
+    try:
+        for attention in attentions:
+            kind = attention_kind(attention)
+            module: Any = attention
+            if kind == TIMM:
+                changed.append((module, "fused_attn", module.fused_attn))
+                module.fused_attn = False
+            elif kind == TRANSFORMERS:
+                config: Any = module.config
+                changed.append((config, "_attn_implementation", config._attn_implementation))
+                config._attn_implementation = "eager"
+        yield
+    finally:
+        for owner, name, value in reversed(changed):
+            setattr(owner, name, value)
+
+
+def _probabilities(output: Any, module: nn.Module) -> torch.Tensor:
+    """The ``(B, heads, N, N)`` probabilities in an attention module's ``(output, probabilities, ...)`` result."""
+    if isinstance(output, (tuple, list)) and len(output) > 1:
+        probabilities = output[1]
+        if isinstance(probabilities, torch.Tensor) and probabilities.ndim == 4:
+            return probabilities
+    raise ValueError(
+        f"the attention module {type(module).__name__} does not return its attention probabilities (B, heads, N, N) "
+        "as the second item of its output, so LeGrad cannot read them; pass a model whose attention returns them "
+        '(Hugging Face: attn_implementation="eager")'
     )
 
 
@@ -153,8 +236,10 @@ class ActivationsAndGradients:
             when ``False`` they stay differentiable (gradients are computed with ``create_graph=True``).
         bias_layers: modules whose output gradients are recorded too (:attr:`bias_gradients`), every time
             they run; a module off the path to the score records nothing.
-        attention: record the attention maps and output tokens of the transformer block holding each
-            target layer (:attr:`attention_maps`, :attr:`block_outputs`).
+        attention: record the attention probabilities ``(B, heads, N, N)`` and the output tokens of the
+            transformer block holding each target layer (:attr:`attention_maps`, :attr:`block_outputs`), in the
+            graph, for every kind of attention module of :func:`attention_kind`; the attention settings changed
+            for the forward pass (:func:`exposed_attention`) are restored in ``finally``.
         input_gradient: record the gradient of the input (:attr:`input_gradient`).
 
     After a call, ``activations[i]`` and ``gradients[i]`` belong to ``target_layers[i]``, whatever the order
@@ -179,7 +264,8 @@ class ActivationsAndGradients:
         self.bias_layers = list(bias_layers)
         self.input_gradient_wanted = input_gradient
         layers = self.target_layers if attention else []
-        self.blocks = [attention_block(model, layer, index) for index, layer in enumerate(layers)]
+        #: Per target layer (with ``attention``): its transformer block and the block's attention module.
+        self.attention_blocks = [attention_block(model, layer, index) for index, layer in enumerate(layers)]
         #: When ``True``, the target layers' gradients are computed, and a float output that does not require
         #: grad (a frozen backbone) is replaced by a detached leaf that does.
         self.needs_gradients = True
@@ -191,7 +277,7 @@ class ActivationsAndGradients:
         #: ``(module, ∂y/∂output)`` for every run of a bias layer that the score depends on, in backward order.
         self.bias_gradients: list[tuple[nn.Module, torch.Tensor]] = []
         #: Per target layer: the attention map ``(B, heads, N, N)`` of its block, and the block's output.
-        self.attention_maps: list[torch.Tensor] = []
+        self.attention_maps: list[torch.Tensor | None] = []
         self.block_outputs: list[Any] = []
         #: The input of the last forward pass (a leaf requiring grad when the input gradient is recorded).
         self.input: torch.Tensor | None = None
@@ -253,15 +339,48 @@ class ActivationsAndGradients:
 
             self._tensor_handles.append(output.register_hook(keep))
 
-    def _attention_hook(self, indices: list[int]) -> Callable[..., Any]:
+    def _attention_hooks(self) -> list[RemovableHandle]:
+        """Hooks recording, per block, its output tokens and its attention probabilities (by attention kind)."""
+        by_block: dict[int, tuple[nn.Module, nn.Module, list[int]]] = {}
+        for index, (block, attention) in enumerate(self.attention_blocks):
+            by_block.setdefault(id(block), (block, attention, []))[2].append(index)
+        handles: list[RemovableHandle] = []
+        for block, attention, indices in by_block.values():
+            handles.append(block.register_forward_hook(self._block_hook(indices)))
+            kind = attention_kind(attention)
+            if kind == TORCH:
+                handles.append(attention.register_forward_hook(self._explicit_torch_hook(indices), with_kwargs=True))
+            elif kind == TIMM:
+                dropout: Any = attention.attn_drop  # it receives the attention probabilities
+                handles.append(dropout.register_forward_hook(self._output_hook(indices)))
+            else:
+                handles.append(attention.register_forward_hook(self._returned_hook(indices)))
+        return handles
+
+    def _store_attention(self, indices: list[int], probabilities: torch.Tensor) -> None:
+        for index in indices:
+            self.attention_maps[index] = probabilities
+
+    def _output_hook(self, indices: list[int]) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            self._store_attention(indices, output)
+
+        return hook
+
+    def _returned_hook(self, indices: list[int]) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            self._store_attention(indices, _probabilities(output, module))
+
+        return hook
+
+    def _explicit_torch_hook(self, indices: list[int]) -> Callable[..., Any]:
         def hook(module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
             for name in ("key_padding_mask", "attn_mask"):
                 if kwargs.get(name) is not None:
                     raise ValueError(f"attention maps cannot be recorded for attention called with {name}")
             inputs = list(args) + [kwargs.get(name) for name in ("query", "key", "value")[len(args) :]]
-            out, attention = explicit_attention(module, *inputs[:3])
-            for index in indices:
-                self.attention_maps[index] = attention
+            out, probabilities = explicit_attention(module, *inputs[:3])
+            self._store_attention(indices, probabilities)
             return (out, output[1])
 
         return hook
@@ -303,14 +422,11 @@ class ActivationsAndGradients:
         """Attach the forward hooks (idempotent)."""
         if self.handles:
             return
-        handles = [layer.register_forward_hook(self._layer_hook(i)) for i, layer in enumerate(self.target_layers)]
+        # The attention hooks go first: a block that is also a target layer records its own output, before the
+        # layer hook hands the model a copy.
+        handles = self._attention_hooks()
+        handles += [layer.register_forward_hook(self._layer_hook(i)) for i, layer in enumerate(self.target_layers)]
         handles += [layer.register_forward_hook(self._bias_hook) for layer in self.bias_layers]
-        by_block: dict[int, tuple[nn.Module, nn.MultiheadAttention, list[int]]] = {}
-        for index, (block, attention) in enumerate(self.blocks):
-            by_block.setdefault(id(block), (block, attention, []))[2].append(index)
-        for block, attention, indices in by_block.values():
-            handles.append(attention.register_forward_hook(self._attention_hook(indices), with_kwargs=True))
-            handles.append(block.register_forward_hook(self._block_hook(indices)))
         self.handles = handles
 
     def release(self) -> None:
@@ -335,8 +451,8 @@ class ActivationsAndGradients:
         self.gradients = []
         self.raw_gradients = []
         self.bias_gradients = []
-        self.attention_maps = [None] * len(self.blocks)  # type: ignore[list-item]
-        self.block_outputs = [None] * len(self.blocks)
+        self.attention_maps = [None] * len(self.attention_blocks)
+        self.block_outputs = [None] * len(self.attention_blocks)
         self.input_gradient = None
         self._raw = [None] * count
         self._runs = [0] * count
@@ -347,7 +463,8 @@ class ActivationsAndGradients:
         self.release()
         self.register()
         try:
-            output = self.model(x)
+            with exposed_attention([attention for _, attention in self.attention_blocks]):
+                output = self.model(x)
         finally:
             for handle in self.handles:
                 handle.remove()
@@ -357,6 +474,14 @@ class ActivationsAndGradients:
             names = ", ".join(f"target_layers[{i}] ({layer_name(self.model, self.target_layers[i])})" for i in silent)
             raise ValueError(
                 f"{names} did not run during the forward pass; a target layer must be a module the model actually calls"
+            )
+        missing = [index for index, probabilities in enumerate(self.attention_maps) if probabilities is None]
+        if missing:
+            index = missing[0]
+            attention = self.attention_blocks[index][1]
+            raise ValueError(
+                f"the attention module {layer_name(self.model, attention)} of target_layers[{index}] did not run, or "
+                "did not compute its attention probabilities, during the forward pass"
             )
         return output
 
@@ -371,8 +496,8 @@ class ActivationsAndGradients:
             grads=self.gradients[index].float() if index < len(self.gradients) else None,
             raw_activations=self._raw[index],
             raw_gradients=self.raw_gradients[index] if index < len(self.raw_gradients) else None,
-            attention_map=self.attention_maps[index] if self.blocks else None,
-            block_output=self.block_outputs[index] if self.blocks else None,
+            attention_map=self.attention_maps[index] if self.attention_blocks else None,
+            block_output=self.block_outputs[index] if self.attention_blocks else None,
         )
 
     def compute_gradients(self, score: torch.Tensor) -> list[torch.Tensor]:

@@ -225,6 +225,33 @@ class SemanticSegmentationTarget:
         return f"{type(self).__name__}({self.category}, mask of shape {tuple(self.mask.shape)})"
 
 
+def reference_boxes(
+    labels: Sequence[int] | np.ndarray | torch.Tensor,
+    bounding_boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference boxes of a detection target as a float ``(K, 4)`` tensor of ``x1, y1, x2, y2`` and their
+    labels as a long ``(K,)`` tensor.
+
+    Raises:
+        TypeError: either argument is not array-like.
+        ValueError: the boxes are not ``(K, 4)`` or not finite, or the labels are not one class index ``>= 0``
+            per box.
+    """
+    boxes = _as_float_tensor(bounding_boxes, "bounding_boxes").float()
+    if boxes.numel() == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"bounding_boxes must have shape (K, 4) in (x1, y1, x2, y2); got {tuple(boxes.shape)}")
+    if not bool(torch.isfinite(boxes).all()):
+        raise ValueError("bounding_boxes must hold finite coordinates; got NaN or infinity")
+    values = _as_float_tensor(labels, "labels").reshape(-1)
+    if values.numel() != boxes.shape[0]:
+        raise ValueError(f"labels must have one entry per bounding box ({boxes.shape[0]}); got {values.numel()}")
+    if bool((values != values.round()).any()) or bool((values < 0).any()):
+        raise ValueError(f"labels must be integer class indices >= 0; got {values.tolist()}")
+    return boxes, values.long()
+
+
 class FasterRCNNBoxScoreTarget:
     """How well the detections still match reference boxes: ``Σ_k [match_k] (IoU_k + score_k)``.
 
@@ -245,22 +272,11 @@ class FasterRCNNBoxScoreTarget:
         bounding_boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
         iou_threshold: float = 0.5,
     ) -> None:
-        boxes = _as_float_tensor(bounding_boxes, "bounding_boxes")
-        if boxes.numel() == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"bounding_boxes must have shape (K, 4); got {tuple(boxes.shape)}")
-        label_tensor = _as_float_tensor(labels, "labels").reshape(-1)
-        if label_tensor.numel() != boxes.shape[0]:
-            raise ValueError(
-                f"labels must have one entry per bounding box ({boxes.shape[0]}); got {label_tensor.numel()}"
-            )
+        self._boxes, self._labels = reference_boxes(labels, bounding_boxes)
         check_real(iou_threshold, "iou_threshold", 0.0, 1.0)
         self.labels = labels
         self.bounding_boxes = bounding_boxes
         self.iou_threshold = float(iou_threshold)
-        self._boxes = boxes
-        self._labels = label_tensor.long()
 
     def __call__(self, model_outputs: Any) -> torch.Tensor:
         name = type(self).__name__
@@ -342,18 +358,7 @@ class DetrBoxScoreTarget:
         image_size: tuple[int, int] | None = None,
         activation: str = "softmax",
     ) -> None:
-        boxes = _as_float_tensor(bounding_boxes, "bounding_boxes")
-        if boxes.numel() == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"bounding_boxes must have shape (K, 4); got {tuple(boxes.shape)}")
-        label_values = _as_float_tensor(labels, "labels").reshape(-1)
-        if label_values.numel() != boxes.shape[0]:
-            raise ValueError(
-                f"labels must have one entry per bounding box ({boxes.shape[0]}); got {label_values.numel()}"
-            )
-        if bool((label_values != label_values.round()).any()) or bool((label_values < 0).any()):
-            raise ValueError(f"labels must be class indices >= 0; got {label_values.tolist()}")
+        boxes, self._labels = reference_boxes(labels, bounding_boxes)
         check_real(iou_threshold, "iou_threshold", 0.0, 1.0)
         if image_size is not None:
             if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
@@ -366,7 +371,6 @@ class DetrBoxScoreTarget:
         self.iou_threshold = float(iou_threshold)
         self.image_size = None if image_size is None else (height, width)
         self._boxes = boxes  # normalised (x1, y1, x2, y2)
-        self._labels = label_values.long()
 
     def class_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """``(Q, num_classes)`` class probabilities of every query ("no object" dropped after a softmax)."""

@@ -22,7 +22,7 @@ import torch
 
 from pytorch_grad_cam.core.checks import check_bool, check_int, check_real, describe
 from pytorch_grad_cam.core.outputs import output_for_image
-from pytorch_grad_cam.core.targets import _as_float_tensor
+from pytorch_grad_cam.core.targets import reference_boxes
 
 
 class YOLOPredictions(NamedTuple):
@@ -160,28 +160,11 @@ class YOLOBoxScoreTarget:
         *,
         include_iou: bool = False,
     ) -> None:
-        boxes = _as_float_tensor(bounding_boxes, "bounding_boxes").float()
-        if boxes.numel() == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"bounding_boxes must have shape (K, 4) in (x1, y1, x2, y2); got {tuple(boxes.shape)}")
-        if not bool(torch.isfinite(boxes).all()):
-            raise ValueError("bounding_boxes must hold finite coordinates; got NaN or infinity")
-        label_values = _as_float_tensor(labels, "labels").reshape(-1)
-        if label_values.numel() != boxes.shape[0]:
-            raise ValueError(
-                f"labels must have one entry per bounding box ({boxes.shape[0]}); got {label_values.numel()}"
-            )
-        if label_values.is_floating_point() and not bool((label_values == label_values.round()).all()):
-            raise ValueError(f"labels must be integer class indices; got {label_values.tolist()}")
-        if bool((label_values < 0).any()):
-            raise ValueError(f"labels must be class indices >= 0; got {label_values.tolist()}")
+        self._boxes, self._labels = reference_boxes(labels, bounding_boxes)
         self.labels = labels
         self.bounding_boxes = bounding_boxes
         self.iou_threshold = check_real(iou_threshold, "iou_threshold", 0.0, 1.0)
         self.include_iou = check_bool(include_iou, "include_iou")
-        self._boxes = boxes
-        self._labels = label_values.long()
 
     def __call__(self, model_output: Any) -> torch.Tensor:
         name = type(self).__name__

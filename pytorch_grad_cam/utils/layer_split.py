@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import inspect
 import operator
 from typing import Any
 
@@ -55,6 +56,18 @@ class _LeafTracer(fx.Tracer):
         return module is self.layer or super().is_leaf_module(module, qualified_name)
 
 
+def _optional_none_arguments(model: nn.Module) -> dict[str, None] | None:
+    """The parameters of ``model.forward`` after the first whose default is ``None`` (open_clip's
+    ``forward(image, text=None)``), traced as the constant ``None`` a call with the image alone gives them."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    optional = {p.name: None for p in parameters if p.kind in kinds and p.default is None}
+    return optional or None
+
+
 class LayerSplit:
     """A model cut in two at ``layer`` with ``torch.fx``.
 
@@ -76,7 +89,7 @@ class LayerSplit:
     def __init__(self, model: nn.Module, layer: nn.Module) -> None:
         tracer = _LeafTracer(layer)
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_optional_none_arguments(model))
         except Exception as error:  # tracing fails in many ways on dynamic models: report them all the same
             raise ValueError(f"the model cannot be traced with torch.fx ({type(error).__name__}: {error})") from error
         nodes = list(graph.nodes)
