@@ -56,16 +56,16 @@ class _LeafTracer(fx.Tracer):
         return module is self.layer or super().is_leaf_module(module, qualified_name)
 
 
-def _optional_none_arguments(model: nn.Module) -> dict[str, None] | None:
-    """The parameters of ``model.forward`` after the first whose default is ``None`` (open_clip's
-    ``forward(image, text=None)``), traced as the constant ``None`` a call with the image alone gives them."""
+def _default_arguments(model: nn.Module) -> dict[str, Any] | None:
+    """The parameters of ``model.forward`` after the first that have a default (open_clip's ``text=None``, timm's
+    ``attn_mask=None, is_causal=False``), traced as the constants a call with the input alone gives them."""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())[1:]
     except (TypeError, ValueError):
         return None
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    optional = {p.name: None for p in parameters if p.kind in kinds and p.default is None}
-    return optional or None
+    defaults = {p.name: p.default for p in parameters if p.kind in kinds and p.default is not inspect.Parameter.empty}
+    return defaults or None
 
 
 class LayerSplit:
@@ -89,7 +89,7 @@ class LayerSplit:
     def __init__(self, model: nn.Module, layer: nn.Module) -> None:
         tracer = _LeafTracer(layer)
         try:
-            graph = tracer.trace(model, concrete_args=_optional_none_arguments(model))
+            graph = tracer.trace(model, concrete_args=_default_arguments(model))
         except Exception as error:  # tracing fails in many ways on dynamic models: report them all the same
             raise ValueError(f"the model cannot be traced with torch.fx ({type(error).__name__}: {error})") from error
         nodes = list(graph.nodes)
