@@ -232,3 +232,18 @@ def test_ablation_layer_and_replace_layer_recursive(tiny_cnn, golden_input):
     assert replace_layer_recursive(tiny_cnn, ablation, relu) and tiny_cnn[6] is relu
     with pytest.raises(TypeError, match="old_layer"):
         replace_layer_recursive(tiny_cnn, "relu", ablation)
+
+
+def test_import_loads_no_heavy_optional_dependency() -> None:
+    """``import pytorch_grad_cam`` (and its reference module paths) leaves scikit-learn, scipy, ttach and matplotlib
+    unloaded: each is imported where it is used (benchmarks/bench_import.py measures what this saves)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytorch_grad_cam, pytorch_grad_cam.utils.model_targets, pytorch_grad_cam.utils.image, "
+        "pytorch_grad_cam.metrics; print(sorted(m for m in ('sklearn', 'scipy', 'ttach', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

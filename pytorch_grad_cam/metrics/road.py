@@ -25,9 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix, diags
-from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import spsolve
 from torch import Tensor, nn
 
 from pytorch_grad_cam.core.checks import check_int, check_real, describe
@@ -116,6 +113,8 @@ class NoisyLinearImputer:
         Returns:
             ``A`` (N × N, CSC), ``b`` (N × C) and the flat indices of the N removed pixels (row-major order).
         """
+        from scipy.sparse import coo_matrix  # scipy is imported when ROAD runs, not with the package
+
         height, width = keep.shape
         flat_keep = keep.reshape(-1)
         flat_image = image.reshape(image.shape[0], -1)
@@ -149,6 +148,10 @@ class NoisyLinearImputer:
 
     def _solve(self, keep: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The noiseless imputed values ``(N, C)`` and the flat indices of the removed pixels."""
+        from scipy.sparse import diags
+        from scipy.sparse.csgraph import connected_components
+        from scipy.sparse.linalg import spsolve
+
         matrix, rhs, unknown = self.system(keep, image)
         # A group of removed pixels with no known pixel around it makes the system singular: pin it to 0.
         _, labels = connected_components(matrix, directed=False)
