@@ -1,36 +1,50 @@
 """Leaderboard: every CAM method on held-out demo scenes, scored against the ground truth and by perturbation.
 
 For each CAM method of :data:`pytorch_grad_cam.methods.METHOD_NAMES` that applies to the shipped demo CNN (the
-ViT-only ones are skipped, and the output says so), the maps of ``N`` held-out benchmark scenes (the object's
-true class as the target, ``ClassifierOutputTarget(label)``) are scored with
+ViT-only ones are skipped, and the output says so), the maps of held-out benchmark scenes (the object's true class
+as the target, ``ClassifierOutputTarget(label)``) are scored per image with
 
-* **pointing game** (↑): the share of maps whose maximum lies on the object's mask (``--tolerance`` pixels);
-* **energy pointing game** (↑): the mean share of the map's energy inside the mask;
+* **pointing game** (↑): whether the map's maximum lies on the object's mask (``--tolerance`` pixels);
+* **energy pointing game** (↑): the share of the map's energy inside the mask;
 * **deletion AUC** (↓) / **insertion AUC** (↑) (RISE): the true class's softmax probability as the most salient
   pixels are deleted (set to 0, the dataset mean after normalisation) / inserted into a blurred copy;
 * **ROAD combined** (↑): ``mean_p (LeRF_p - MoRF_p) / 2`` over ``--road-percentiles`` with noisy linear
   imputation, scored on the true class's softmax probability (``ClassifierOutputSoftmaxTarget``);
-* **seconds per image**: the wall time of the method's call on all ``N`` scenes (one batch) divided by ``N``,
-  measured in the same run (a warm-up pass runs first; on a shared machine the figures are noisy).
+* **seconds per image**: the wall time of the method's call on all its scenes (one batch) divided by their
+  number, measured in the same run (a warm-up pass runs first; on a shared machine the figures are noisy).
+
+Every mean comes with its bootstrap 95 % interval (:func:`pytorch_grad_cam.metrics.bootstrap_interval`), and the
+methods that a paired bootstrap (:func:`pytorch_grad_cam.metrics.paired_bootstrap`) cannot tell apart from the best
+on the ranking metric (the pointing game) are marked ``≈``. The map metrics use ``--n`` scenes (``--n-slow`` for
+the slow perturbation methods of :data:`SLOW_METHODS`), the perturbation metrics the first ``--n-perturbation`` of
+them (they cost a hundred forward passes and more per image). Methods whose maps are bitwise identical share
+their perturbation scores (computed once: the same maps give the same scores).
 
 It writes a Markdown table (sorted by pointing game, then energy pointing game) with the date, the machine and
-``N``, and a figure: the CAMs of a few scenes over the images, the object's mask as a white contour.
+the ``N`` values, every per-image score as CSV and JSON next to it, and a figure: the CAMs of a few scenes over the
+images, the object's mask as a white contour.
 
-    python benchmarks/leaderboard.py                                   # the default run, < 10 min on 2 cores
+    python benchmarks/leaderboard.py                                   # the default run, ~10 min on 2 cores
+    python benchmarks/leaderboard.py --quick --output-dir /tmp/board   # seconds: 4 methods on a few scenes
     python benchmarks/leaderboard.py --n 8 --methods gradcam,randomcam # a quick look
 
 ``torch.manual_seed(--torch-seed)`` is called before each method and before each of its metrics, so every
-row is repeatable on its own (RandomCAM's weights, ROAD's imputation noise, SS-CAM's mask noise).
+row is repeatable on its own (RandomCAM's weights, ROAD's imputation noise, SS-CAM's mask noise); the bootstrap
+uses ``--bootstrap-seed``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
+import hashlib
 import io
+import json
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -48,7 +62,17 @@ from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_mo
 from pytorch_grad_cam.demo.train import HELDOUT_SEED
 from pytorch_grad_cam.finer_cam import similar_classes_target
 from pytorch_grad_cam.methods import METHOD_NAMES, METHODS, get_method
-from pytorch_grad_cam.metrics import DeletionAUC, InsertionAUC, ROADCombined, energy_pointing_game, pointing_game
+from pytorch_grad_cam.metrics import (
+    BootstrapInterval,
+    DeletionAUC,
+    InsertionAUC,
+    PairedComparison,
+    ROADCombined,
+    bootstrap_interval,
+    energy_pointing_game,
+    paired_bootstrap,
+    pointing_game,
+)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,31 +107,59 @@ REMARKS: tuple[str, ...] = (
     "and the logit is linear in the activations, so `gradcam`, `hirescam`, `xgradcam`, `cam` and `shapleycam` "
     "give the same map up to scale, as do `layercam` and `gradcamelementwise` (activations are non-negative), "
     "and `polycam` with one target layer is `scorecam`.",
-    "`eigencam` / `eigengradcam` keep the reference's arbitrary SVD sign (`sign_correction=False`); `segeigencam` "
-    "corrects it.",
+    "`eigencam` / `eigengradcam` / `kpcacam` orient their principal component by default "
+    '(`orientation="energy"`: positive correlation with the channel sum; `segeigencam`: the larger lobe); '
+    '`orientation="raw"` keeps the reference\'s arbitrary SVD sign, which points at the background here.',
     "`finercam` explains `similar_classes_target(alpha=1, target_idx=label)` (the true class against "
     "the classes ranked 1–3 closest to it); `fullgrad` ignores the target layer (all biases are used).",
 )
-DEFAULT_N = 50
+#: Methods whose call costs a hundred forward passes per image and more (SS-CAM, IS-CAM, SESS, Opti-CAM, the
+#: Score-CAM family): they are run on the first ``n_slow`` scenes only.
+SLOW_METHODS: frozenset[str] = frozenset({"sscam", "iscam", "sess", "opticam", "scorecam", "polycam"})
+DEFAULT_N = 500
+DEFAULT_N_SLOW = 50
+DEFAULT_N_PERTURBATION = 50
 DEFAULT_ROAD_PERCENTILES: tuple[float, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 DEFAULT_STEPS = 50
 DEFAULT_FIGURE_IMAGES = 4
-#: The table's columns, in order: (header, attribute of :class:`MethodResult`, format).
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("pointing game ↑", "pointing_game", "{:.3f}"),
-    ("energy pointing game ↑", "energy_pointing_game", "{:.3f}"),
-    ("deletion AUC ↓", "deletion_auc", "{:.3f}"),
-    ("insertion AUC ↑", "insertion_auc", "{:.3f}"),
-    ("ROAD combined ↑", "road_combined", "{:.3f}"),
-    ("s / image", "seconds_per_image", "{:.4f}"),
+DEFAULT_CONFIDENCE = 0.95
+#: Significant digits of the per-image scores written to CSV / JSON.
+SCORE_DIGITS = 6
+DEFAULT_RESAMPLES = 10_000
+#: The per-image metrics, in table order: (attribute of :class:`MethodResult`, table header, scored on the first
+#: ``n_perturbation`` scenes only).
+METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("pointing_game", "pointing game ↑", False),
+    ("energy_pointing_game", "energy pointing game ↑", False),
+    ("deletion_auc", "deletion AUC ↓", True),
+    ("insertion_auc", "insertion AUC ↑", True),
+    ("road_combined", "ROAD combined ↑", True),
 )
+#: The metric that ranks the methods and on which each is compared with the best (paired bootstrap).
+RANKING_METRIC = "pointing_game"
+#: The settings of ``--quick``: a few methods (one slow) on a few scenes, a run of seconds (used by the tests).
+QUICK: dict[str, Any] = {
+    "n": 8,
+    "n_slow": 4,
+    "n_perturbation": 4,
+    "methods": ["gradcam", "gradcam++", "randomcam", "scorecam"],
+    "steps": 4,
+    "road_percentiles": (50.0,),
+    "resamples": 1000,
+    "figure_images": 2,
+}
 
 
 @dataclass
 class LeaderboardConfig:
-    """The settings of one leaderboard run (see :func:`build_parser` for their meaning)."""
+    """The settings of one leaderboard run (see :func:`build_parser` for their meaning).
+
+    ``out_csv`` / ``out_json`` receive every per-image score; ``None`` skips an output.
+    """
 
     n: int = DEFAULT_N
+    n_slow: int = DEFAULT_N_SLOW
+    n_perturbation: int = DEFAULT_N_PERTURBATION
     methods: list[str] | None = None
     seed: int = HELDOUT_SEED
     torch_seed: int = 0
@@ -116,15 +168,27 @@ class LeaderboardConfig:
     road_percentiles: tuple[float, ...] = DEFAULT_ROAD_PERCENTILES
     batch_size: int = DEFAULT_BATCH_SIZE
     figure_images: int = DEFAULT_FIGURE_IMAGES
+    confidence: float = DEFAULT_CONFIDENCE
+    resamples: int = DEFAULT_RESAMPLES
+    bootstrap_seed: int = 0
     threads: int | None = None
     out_md: Path | None = REPO_ROOT / "docs" / "leaderboard.md"
     out_figure: Path | None = REPO_ROOT / "docs" / "images" / "leaderboard.png"
+    out_csv: Path | None = REPO_ROOT / "docs" / "leaderboard_scores.csv"
+    out_json: Path | None = REPO_ROOT / "docs" / "leaderboard_scores.json"
+    command: str | None = None
     verbose: bool = True
 
 
 @dataclass
 class MethodResult:
-    """One row of the leaderboard: a method's mean scores over the scenes and its speed."""
+    """One row of the leaderboard: a method's per-image scores, their means and intervals, and its speed.
+
+    The float attributes are the means of :attr:`scores` (``pointing_game`` is the share of hits).
+    ``scores[metric]`` holds one score per scene, in scene order: ``n`` of them for the map metrics, the first
+    ``n_perturbation`` for the perturbation metrics. ``versus_best`` is the paired comparison on the ranking
+    metric with the best method (``None`` for the best itself, until :func:`compare_with_best` runs).
+    """
 
     name: str
     class_name: str
@@ -134,7 +198,19 @@ class MethodResult:
     insertion_auc: float
     road_combined: float
     seconds_per_image: float
+    n: int = 0
+    n_perturbation: int = 0
+    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    intervals: dict[str, BootstrapInterval] = field(default_factory=dict, repr=False)
+    versus_best: PairedComparison | None = None
+    shares_scores_with: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def like_best(self) -> bool:
+        """Whether the paired bootstrap cannot tell this method from the best on the ranking metric (the best
+        itself included)."""
+        return self.versus_best is None or not self.versus_best.distinguishable
 
 
 @dataclass
@@ -146,6 +222,7 @@ class Leaderboard:
     markdown: str
     wall_seconds: float
     cams: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 # ------------------------------------------------------------------------------------------------- set-up
@@ -205,11 +282,18 @@ def machine_description() -> str:
 
 def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
     """Validate the run's settings (TypeError / ValueError naming the setting)."""
-    for name in ("n", "seed", "torch_seed", "steps", "batch_size", "figure_images"):
+    integers = ("n", "n_slow", "n_perturbation", "seed", "torch_seed", "steps", "batch_size", "figure_images")
+    for name in (*integers, "resamples", "bootstrap_seed"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    for name in ("n", "steps", "batch_size"):
+    if config.bootstrap_seed < 0:
+        raise ValueError(f"bootstrap_seed must be non-negative; got {config.bootstrap_seed}")
+    if isinstance(config.confidence, bool) or not isinstance(config.confidence, (int, float)):
+        raise TypeError(f"confidence must be a number in (0, 1); got {type(config.confidence).__name__}")
+    if not 0 < config.confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1); got {config.confidence}")
+    for name in ("n", "n_slow", "n_perturbation", "steps", "batch_size", "resamples"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be a positive int; got {getattr(config, name)}")
     if config.seed < 0 or config.figure_images < 0:
@@ -264,6 +348,11 @@ def _warm_up(model: nn.Module, target_layers: list[nn.Module], inputs: torch.Ten
             cam(inputs, [ClassifierOutputTarget(int(label)) for label in labels])
 
 
+def _maps_key(cams: np.ndarray) -> str:
+    """A digest of the maps' bytes and shape: equal keys mean bitwise-identical maps."""
+    return hashlib.sha256(repr(cams.shape).encode() + np.ascontiguousarray(cams).tobytes()).hexdigest()
+
+
 def evaluate_method(
     name: str,
     model: nn.Module,
@@ -272,8 +361,27 @@ def evaluate_method(
     labels: np.ndarray,
     masks: np.ndarray,
     config: LeaderboardConfig,
+    cache: dict[str, tuple[str, dict[str, np.ndarray]]] | None = None,
 ) -> tuple[MethodResult, np.ndarray]:
-    """Run one method on all scenes, time it and score its maps; returns the row and the maps ``(N, H, W)``."""
+    """Run one method on all the given scenes, time it and score its maps; returns the row and the maps.
+
+    The map metrics score every scene, the perturbation metrics the first ``config.n_perturbation``.
+
+    Args:
+        name: the method's command-line name.
+        model: the demo model.
+        target_layers: its target layers.
+        inputs: ``(N, 3, H, W)`` normalised scenes.
+        labels: ``(N,)`` true classes.
+        masks: ``(N, H, W)`` object masks.
+        config: the run's settings.
+        cache: maps digest → (method, perturbation scores) of the methods run before; bitwise-identical maps
+            reuse those scores (the metrics are seeded the same way, so they would be recomputed identically).
+            Updated in place.
+
+    Returns:
+        ``(result, maps)``: the row (means, per-image scores, intervals; no comparison yet) and ``(N, H, W)`` maps.
+    """
     targets = [ClassifierOutputTarget(int(label)) for label in labels]
     cam_targets = [METHOD_TARGETS[name](int(label)) for label in labels] if name in METHOD_TARGETS else targets
     notes: list[str] = []
@@ -294,28 +402,55 @@ def evaluate_method(
     if zero:
         notes.append(f"{zero} of {len(cams)} maps are zero everywhere (a miss, energy 0)")
 
+    count = len(inputs)
+    k = min(config.n_perturbation, count)
+    key = _maps_key(cams[:k])
+    shared = cache.get(key) if cache is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hits = pointing_game(cams, masks, tolerance=config.tolerance)
-        energy = energy_pointing_game(cams, masks)
-        torch.manual_seed(config.torch_seed)
-        deletion = DeletionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
-        insertion = InsertionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
-        torch.manual_seed(config.torch_seed)
-        road = ROADCombined(list(config.road_percentiles))(
-            inputs, cams, [ClassifierOutputSoftmaxTarget(int(label)) for label in labels], model
-        )
+        scores: dict[str, np.ndarray] = {
+            "pointing_game": np.asarray(pointing_game(cams, masks, tolerance=config.tolerance), dtype=np.float64),
+            "energy_pointing_game": np.asarray(energy_pointing_game(cams, masks), dtype=np.float64),
+        }
+        if shared is not None:
+            scores.update({metric: values.copy() for metric, values in shared[1].items()})
+        else:
+            part, part_targets = inputs[:k], targets[:k]
+            torch.manual_seed(config.torch_seed)
+            deletion = DeletionAUC(config.steps, batch_size=config.batch_size)(part, cams[:k], part_targets, model)
+            insertion = InsertionAUC(config.steps, batch_size=config.batch_size)(part, cams[:k], part_targets, model)
+            torch.manual_seed(config.torch_seed)
+            road = ROADCombined(list(config.road_percentiles))(
+                part, cams[:k], [ClassifierOutputSoftmaxTarget(int(label)) for label in labels[:k]], model
+            )
+            perturbation = {
+                "deletion_auc": np.asarray(deletion, dtype=np.float64).reshape(k),
+                "insertion_auc": np.asarray(insertion, dtype=np.float64).reshape(k),
+                "road_combined": np.asarray(road, dtype=np.float64).reshape(k),
+            }
+            scores.update(perturbation)
+            if cache is not None:
+                cache[key] = (name, perturbation)
     expected = ("zero everywhere", "no known pixel")  # reported above / explained in the ROAD settings
     _collect([w for w in caught if not any(text in str(w.message) for text in expected)], notes, "metrics")
+    intervals = {
+        metric: bootstrap_interval(scores[metric], config.confidence, config.resamples, config.bootstrap_seed)
+        for metric, _, _ in METRICS
+    }
     result = MethodResult(
         name=name,
         class_name=METHOD_NAMES[name],
-        pointing_game=float(np.mean(hits)),
-        energy_pointing_game=float(np.mean(energy)),
-        deletion_auc=float(np.mean(deletion)),
-        insertion_auc=float(np.mean(insertion)),
-        road_combined=float(np.mean(road)),
-        seconds_per_image=seconds / len(inputs),
+        pointing_game=intervals["pointing_game"].mean,
+        energy_pointing_game=intervals["energy_pointing_game"].mean,
+        deletion_auc=intervals["deletion_auc"].mean,
+        insertion_auc=intervals["insertion_auc"].mean,
+        road_combined=intervals["road_combined"].mean,
+        seconds_per_image=seconds / count,
+        n=count,
+        n_perturbation=k,
+        scores=scores,
+        intervals=intervals,
+        shares_scores_with=shared[0] if shared is not None else None,
         notes=notes,
     )
     return result, cams
@@ -326,14 +461,55 @@ def sort_results(results: Sequence[MethodResult]) -> list[MethodResult]:
     return sorted(results, key=lambda r: (-r.pointing_game, -r.energy_pointing_game, -r.insertion_auc, r.name))
 
 
+def compare_with_best(results: Sequence[MethodResult], config: LeaderboardConfig) -> None:
+    """Set ``versus_best`` of every row but the first (the best): the paired bootstrap of its per-image scores on
+    :data:`RANKING_METRIC` against the best's, on the scenes both were scored on (the first ``min(n)``)."""
+    if not results:
+        return
+    best = results[0]
+    best.versus_best = None
+    for result in results[1:]:
+        k = min(best.n, result.n)
+        result.versus_best = paired_bootstrap(
+            result.scores[RANKING_METRIC][:k],
+            best.scores[RANKING_METRIC][:k],
+            config.confidence,
+            config.resamples,
+            config.bootstrap_seed,
+        )
+
+
 # ------------------------------------------------------------------------------------------------- output
+def _comparison_cell(rank: int, result: MethodResult) -> str:
+    """``best`` for the first row, ``≈`` when the paired bootstrap cannot tell the row from the best, else empty."""
+    if rank == 1:
+        return "best"
+    return "≈" if result.like_best else ""
+
+
 def format_table(results: Sequence[MethodResult]) -> str:
-    """The Markdown table of ``results`` in their order; the baseline's name is marked."""
-    header = ["#", "method", *(title for title, _, _ in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:", ":---"] + ["---:"] * len(COLUMNS)) + "|"]
+    """The Markdown table of ``results`` in their order: every mean with its interval, ``N`` (map metrics /
+    perturbation metrics; ``*`` for the slow methods' smaller ``N``), the comparison with the best; the baseline's
+    name is marked."""
+    header = ["#", "method", "N", "≈ best", *(title for _, title, _ in METRICS), "s / image"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---:", ":---", "---:", ":---:"] + ["---:"] * (len(METRICS) + 1)) + "|",
+    ]
     for rank, result in enumerate(results, start=1):
         label = f"`{result.name}`" + (" (baseline)" if result.name == BASELINE else "")
-        cells = [str(rank), label, *(fmt.format(getattr(result, attribute)) for _, attribute, fmt in COLUMNS)]
+        slow = "*" if result.name in SLOW_METHODS else ""
+        cells = [
+            str(rank),
+            label,
+            f"{result.n}{slow} / {result.n_perturbation}",
+            _comparison_cell(rank, result),
+            *(
+                result.intervals[metric].format(3) if metric in result.intervals else f"{getattr(result, metric):.3f}"
+                for metric, _, _ in METRICS
+            ),
+            f"{result.seconds_per_image:.4f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -341,9 +517,19 @@ def format_table(results: Sequence[MethodResult]) -> str:
 def header_line(config: LeaderboardConfig, date: str | None = None) -> str:
     """``Date, machine, N`` line above the table."""
     date = date or datetime.date.today().isoformat()
+    n_slow = min(config.n_slow, config.n)
+    n_perturbation = min(config.n_perturbation, config.n)
     return (
         f"{date} · {machine_description()} · N = {config.n} held-out scenes "
-        f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets"
+        f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets; the slow methods "
+        f"({', '.join(f'`{name}`' for name in sorted(SLOW_METHODS))}, marked `*`) on the first {n_slow}; "
+        f"deletion, insertion and ROAD on the first {n_perturbation} of each method's scenes"
+        + (
+            ""
+            if (config.n, config.n_slow, config.n_perturbation) == (DEFAULT_N, DEFAULT_N_SLOW, DEFAULT_N_PERTURBATION)
+            else f" — **a reduced run**: the default is N = {DEFAULT_N} ({DEFAULT_N_SLOW} for the slow methods, "
+            f"{DEFAULT_N_PERTURBATION} for the perturbation metrics)"
+        )
     )
 
 
@@ -370,8 +556,16 @@ def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
         "As in the reference, MoRF removes the pixels at or above the p-th percentile, so for a map with more "
         "than p % exact zeros (any ReLU'd CAM with a compact blob) it removes every pixel (then imputed as 0 "
         "+ noise).",
-        f"- Seconds per image: one call on all {config.n} scenes divided by {config.n}, after a warm-up, measured "
-        f"in this run; perturbation methods and metrics use batch_size={config.batch_size}, progress bars off.",
+        f"- Each score is the mean over the scenes with its {100 * config.confidence:g} % bootstrap percentile "
+        f"interval in brackets (`bootstrap_interval`, {config.resamples} resamples, seed {config.bootstrap_seed}; "
+        "the pointing game's mean is the share of hits). **≈ best**: a paired bootstrap of the per-image "
+        "pointing-game differences with the best method (`paired_bootstrap`, on the scenes both were run on) "
+        f"gives a {100 * config.confidence:g} % interval that holds 0, so the two are not distinguishable on "
+        "these scenes; the ranking among the ≈ rows is not significant. **N**: scenes of the map metrics / of "
+        "the perturbation metrics.",
+        "- Seconds per image: one call on all the method's scenes divided by their number, after a warm-up, "
+        f"measured in this run; perturbation methods and metrics use batch_size={config.batch_size}, progress "
+        "bars off.",
         f"- Method settings (library defaults otherwise): {method_kwargs}. "
         f"`torch.manual_seed({config.torch_seed})` before each method and each of its perturbation metrics.",
     ]
@@ -385,26 +579,46 @@ def build_markdown(
     wall_seconds: float,
     figure_path: Path | None,
     md_path: Path | None,
+    csv_path: Path | None = None,
+    json_path: Path | None = None,
 ) -> str:
-    """The whole Markdown page: title, header line, table, settings, skipped methods, notes, figure."""
+    """The whole Markdown page: title, header line, table, links to the per-image scores, settings, skipped
+    methods, notes, figure."""
     lines = ["# CAM leaderboard on the demo scenes", "", header_line(config), "", format_table(results), ""]
+    if csv_path is not None or json_path is not None:
+        written = [
+            f"[`{Path(os.path.relpath(path, md_path.parent) if md_path is not None else path).as_posix()}`]"
+            f"({Path(os.path.relpath(path, md_path.parent) if md_path is not None else path).as_posix()})"
+            for path in (csv_path, json_path)
+            if path is not None
+        ]
+        lines += [
+            "Every per-image score (method, image index, label, metric values; empty where a metric was not run "
+            "on that scene): " + " and ".join(written) + ".",
+            "",
+        ]
     lines += settings_lines(config, model)
     lines += [f"- {remark}" for remark in REMARKS]
     baseline = next((result for result in results if result.name == BASELINE), None)
     if baseline is not None:
-        below = [f"`{r.name}` ({r.pointing_game:.2f})" for r in results if r.pointing_game < baseline.pointing_game]
+        below = [f"`{r.name}` ({r.pointing_game:.3f})" for r in results if r.pointing_game < baseline.pointing_game]
         lines.append(
-            f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.2f}) on the pointing game: "
+            f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.3f}) on the pointing game (means): "
             + (", ".join(below) if below else "none")
+            + "."
+        )
+    shared = [result for result in results if result.shares_scores_with is not None]
+    if shared:
+        lines.append(
+            "- Bitwise-identical maps on the perturbation metrics' scenes (their deletion, insertion and ROAD "
+            "scores are computed once): "
+            + ", ".join(f"`{result.name}` = `{result.shares_scores_with}`" for result in shared)
             + "."
         )
     if skipped:
         lines.append("- Skipped: " + "; ".join(f"`{name}` ({reason})" for name, reason in skipped.items()) + ".")
-    lines.append(
-        f"- Whole run: {wall_seconds:.0f} s wall time (`python benchmarks/leaderboard.py"
-        + ("" if config.n == DEFAULT_N else f" --n {config.n}")
-        + "`)."
-    )
+    command = config.command or "python benchmarks/leaderboard.py"
+    lines.append(f"- Whole run: {wall_seconds:.0f} s wall time (`{command}`).")
     noted = [result for result in results if result.notes]
     if noted:
         lines += ["", "Notes from the run (warnings raised while computing or scoring the maps):", ""]
@@ -420,6 +634,90 @@ def build_markdown(
             "the object's mask as a white contour; a ✓ marks a pointing-game hit.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def write_scores(
+    results: Sequence[MethodResult],
+    labels: np.ndarray,
+    config: LeaderboardConfig,
+    csv_path: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Write every per-image score: a CSV row per (method, scene) and a JSON document with the summaries.
+
+    CSV columns: ``method, image, label`` and one column per metric of :data:`METRICS` (empty where the metric
+    was not run on that scene), :data:`SCORE_DIGITS` significant digits. JSON: the settings, the labels, and per
+    method its ``N`` values, seconds per image, means with intervals, the paired comparison with the best and the
+    per-image scores (in scene order).
+    """
+    metrics = [metric for metric, _, _ in METRICS]
+    if csv_path is not None:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["method", "image", "label", *metrics])
+            for result in results:
+                for image in range(result.n):
+                    values = [
+                        f"{float(result.scores[metric][image]):.{SCORE_DIGITS}g}"
+                        if image < len(result.scores[metric])
+                        else ""
+                        for metric in metrics
+                    ]
+                    writer.writerow([result.name, image, int(labels[image]), *values])
+    if json_path is not None:
+        document = {
+            "settings": {
+                "n": config.n,
+                "n_slow": min(config.n_slow, config.n),
+                "n_perturbation": min(config.n_perturbation, config.n),
+                "slow_methods": sorted(SLOW_METHODS),
+                "seed": config.seed,
+                "torch_seed": config.torch_seed,
+                "tolerance": config.tolerance,
+                "steps": config.steps,
+                "road_percentiles": list(config.road_percentiles),
+                "confidence": config.confidence,
+                "resamples": config.resamples,
+                "bootstrap_seed": config.bootstrap_seed,
+                "ranking_metric": RANKING_METRIC,
+                "machine": machine_description(),
+                "date": datetime.date.today().isoformat(),
+            },
+            "labels": [int(label) for label in labels],
+            "methods": [
+                {
+                    "rank": rank,
+                    "method": result.name,
+                    "class": result.class_name,
+                    "n": result.n,
+                    "n_perturbation": result.n_perturbation,
+                    "seconds_per_image": result.seconds_per_image,
+                    "like_best": result.like_best,
+                    "versus_best": None
+                    if result.versus_best is None
+                    else {
+                        "mean_difference": result.versus_best.difference.mean,
+                        "low": result.versus_best.difference.low,
+                        "high": result.versus_best.difference.high,
+                        "distinguishable": result.versus_best.distinguishable,
+                    },
+                    "summary": {
+                        metric: {"mean": interval.mean, "low": interval.low, "high": interval.high}
+                        for metric, interval in result.intervals.items()
+                    },
+                    "scores": {
+                        metric: [float(f"{value:.{SCORE_DIGITS}g}") for value in result.scores[metric]]
+                        for metric in metrics
+                    },
+                    "shares_scores_with": result.shares_scores_with,
+                    "notes": result.notes,
+                }
+                for rank, result in enumerate(results, start=1)
+            ],
+        }
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_figure(
@@ -518,13 +816,18 @@ def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
         say(f"skipping {name}: {reason}")
     images, labels, masks, inputs = load_scenes(config.n, config.seed)
     target_layers = demo_target_layers(model)
-    _warm_up(model, target_layers, inputs, labels)
+    n_slow = min(config.n_slow, config.n)
+    _warm_up(model, target_layers, inputs[:n_slow], labels[:n_slow])
     say(header_line(config))
     results, all_cams = [], {}
+    cache: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
     for name in names:
         method_start = time.perf_counter()
+        count = n_slow if name in SLOW_METHODS else config.n
         try:
-            result, cams = evaluate_method(name, model, target_layers, inputs, labels, masks, config)
+            result, cams = evaluate_method(
+                name, model, target_layers, inputs[:count], labels[:count], masks[:count], config, cache
+            )
         except (TypeError, ValueError, RuntimeError) as error:  # one broken method must not end the run
             skipped[name] = f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"
             warnings.warn(f"leaderboard: {name} {skipped[name]}", stacklevel=2)
@@ -532,29 +835,32 @@ def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
         results.append(result)
         all_cams[name] = cams
         say(
-            f"{name:>20s}  PG {result.pointing_game:.3f}  EPG {result.energy_pointing_game:.3f}  "
-            f"del {result.deletion_auc:.3f}  ins {result.insertion_auc:.3f}  ROAD {result.road_combined:+.3f}  "
-            f"{result.seconds_per_image:.4f} s/img  (with metrics {time.perf_counter() - method_start:.1f} s)"
+            f"{name:>20s}  N {result.n:4d}/{result.n_perturbation:<4d} PG {result.pointing_game:.3f}  "
+            f"EPG {result.energy_pointing_game:.3f}  del {result.deletion_auc:.3f}  ins {result.insertion_auc:.3f}  "
+            f"ROAD {result.road_combined:+.3f}  {result.seconds_per_image:.4f} s/img  "
+            f"(with metrics {time.perf_counter() - method_start:.1f} s)"
+            + (f"  [scores of {result.shares_scores_with}]" if result.shares_scores_with else "")
             + (f"  notes: {' | '.join(result.notes)}" if result.notes else "")
         )
     results = sort_results(results)
+    compare_with_best(results, config)
     figure_path = None
-    if config.out_figure is not None and config.figure_images > 0:
-        k = min(config.figure_images, config.n)
+    if config.out_figure is not None and config.figure_images > 0 and results:
+        k = min(config.figure_images, *(len(cams) for cams in all_cams.values()))
         figure_path = write_figure(config.out_figure, images[:k], masks[:k], all_cams, results, config.tolerance)
+    write_scores(results, labels, config, config.out_csv, config.out_json)
     wall = time.perf_counter() - start
-    markdown = build_markdown(config, model, results, skipped, wall, figure_path, config.out_md)
+    markdown = build_markdown(
+        config, model, results, skipped, wall, figure_path, config.out_md, config.out_csv, config.out_json
+    )
     if config.out_md is not None:
         Path(config.out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out_md).write_text(markdown, encoding="utf-8")
     say("")
     say(markdown)
-    say(
-        f"wall time {wall:.1f} s"
-        + (f"; wrote {config.out_md}" if config.out_md else "")
-        + (f" and {figure_path}" if figure_path else "")
-    )
-    return Leaderboard(results, skipped, markdown, wall, all_cams)
+    written = [str(path) for path in (config.out_md, figure_path, config.out_csv, config.out_json) if path]
+    say(f"wall time {wall:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+    return Leaderboard(results, skipped, markdown, wall, all_cams, labels)
 
 
 def _percentiles(text: str) -> tuple[float, ...]:
@@ -565,11 +871,31 @@ def _percentiles(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``benchmarks/leaderboard.py``."""
+    """The command line of ``benchmarks/leaderboard.py`` (options left unset take :data:`QUICK`'s value under
+    ``--quick``, the defaults otherwise)."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=DEFAULT_N, help=f"held-out scenes (default {DEFAULT_N})")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a run of seconds: {len(QUICK['methods'])} methods ({', '.join(QUICK['methods'])}) on {QUICK['n']} "
+        f"scenes ({QUICK['n_slow']} for the slow ones, {QUICK['n_perturbation']} for the perturbation metrics), "
+        f"{QUICK['steps']} deletion / insertion steps, {QUICK['resamples']} bootstrap resamples",
+    )
+    parser.add_argument("--n", type=int, default=None, help=f"held-out scenes of the map metrics (default {DEFAULT_N})")
+    parser.add_argument(
+        "--n-slow",
+        type=int,
+        default=None,
+        help=f"scenes of the slow methods {', '.join(sorted(SLOW_METHODS))} (default {DEFAULT_N_SLOW})",
+    )
+    parser.add_argument(
+        "--n-perturbation",
+        type=int,
+        default=None,
+        help=f"scenes (the first of each method's) of deletion, insertion and ROAD (default {DEFAULT_N_PERTURBATION})",
+    )
     parser.add_argument(
         "--methods",
         type=str,
@@ -584,11 +910,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed before each method (default 0)")
     parser.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels (default 0)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="deletion / insertion steps (default 50)")
+    parser.add_argument("--steps", type=int, default=None, help=f"deletion / insertion steps (default {DEFAULT_STEPS})")
     parser.add_argument(
         "--road-percentiles",
         type=_percentiles,
-        default=DEFAULT_ROAD_PERCENTILES,
+        default=None,
         help="ROAD percentiles, comma-separated (default 10,20,...,90)",
     )
     parser.add_argument(
@@ -598,46 +924,84 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"images per forward pass of perturbation methods and metrics (default {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
+        "--confidence",
+        type=float,
+        default=DEFAULT_CONFIDENCE,
+        help=f"confidence of the bootstrap intervals and of the paired test (default {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=None, help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})"
+    )
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument(
         "--figure-images",
         type=int,
-        default=DEFAULT_FIGURE_IMAGES,
+        default=None,
         help=f"scenes shown per method in the figure (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
-        "--out-md", type=Path, default=LeaderboardConfig.out_md, help="Markdown output (default docs/leaderboard.md)"
+        "--output-dir",
+        type=Path,
+        default=REPO_ROOT / "docs",
+        help="folder of leaderboard.md, leaderboard_scores.csv / .json and images/leaderboard.png (default docs/)",
     )
     parser.add_argument(
-        "--out-figure",
-        type=Path,
-        default=LeaderboardConfig.out_figure,
-        help="figure output (default docs/images/leaderboard.png)",
+        "--out-md", type=Path, default=None, help="Markdown output (default <output-dir>/leaderboard.md)"
+    )
+    parser.add_argument(
+        "--out-figure", type=Path, default=None, help="figure output (default <output-dir>/images/leaderboard.png)"
     )
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
+
+
+def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> LeaderboardConfig:
+    """The :class:`LeaderboardConfig` of parsed arguments: :data:`QUICK` or the defaults fill the unset options;
+    the per-image scores go next to the Markdown (``<stem>_scores.csv`` / ``.json``)."""
+    defaults: dict[str, Any] = {
+        "n": DEFAULT_N,
+        "n_slow": DEFAULT_N_SLOW,
+        "n_perturbation": DEFAULT_N_PERTURBATION,
+        "methods": None,
+        "steps": DEFAULT_STEPS,
+        "road_percentiles": DEFAULT_ROAD_PERCENTILES,
+        "resamples": DEFAULT_RESAMPLES,
+        "figure_images": DEFAULT_FIGURE_IMAGES,
+    }
+    if args.quick:
+        defaults.update(QUICK)
+    given = {name: getattr(args, name) for name in defaults if getattr(args, name) is not None}
+    if "methods" in given:
+        given["methods"] = given["methods"].split(",")
+    chosen = {**defaults, **given}
+    out_md = args.out_md if args.out_md is not None else args.output_dir / "leaderboard.md"
+    out_figure = args.out_figure if args.out_figure is not None else args.output_dir / "images" / "leaderboard.png"
+    command = shlex.join(["python", "benchmarks/leaderboard.py", *(argv if argv is not None else sys.argv[1:])])
+    return LeaderboardConfig(
+        **chosen,
+        seed=args.seed,
+        torch_seed=args.torch_seed,
+        tolerance=args.tolerance,
+        batch_size=args.batch_size,
+        confidence=args.confidence,
+        bootstrap_seed=args.bootstrap_seed,
+        threads=args.threads,
+        out_md=out_md,
+        out_figure=out_figure,
+        out_csv=out_md.with_name(f"{out_md.stem}_scores.csv"),
+        out_json=out_md.with_name(f"{out_md.stem}_scores.json"),
+        command=command,
+        verbose=not args.quiet,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = LeaderboardConfig(
-        n=args.n,
-        methods=None if args.methods is None else args.methods.split(","),
-        seed=args.seed,
-        torch_seed=args.torch_seed,
-        tolerance=args.tolerance,
-        steps=args.steps,
-        road_percentiles=args.road_percentiles,
-        batch_size=args.batch_size,
-        figure_images=args.figure_images,
-        threads=args.threads,
-        out_md=args.out_md,
-        out_figure=args.out_figure,
-        verbose=not args.quiet,
-    )
     try:
-        run_leaderboard(config)
+        run_leaderboard(config_from_args(args, argv))
     except (TypeError, ValueError) as error:
         print(f"leaderboard.py: error: {error}", file=sys.stderr)
         return 2

@@ -186,5 +186,6 @@ class FullGrad(BaseCAM):
         if eigen_smooth:
             small = tuple(max(1, side // 8) for side in size)
             shrunk = scale_cam_tensor(stacked.flatten(0, 1), small).reshape(*stacked.shape[:2], *small)
-            return scale_cam_tensor(scale_cam_tensor(project_on_first_component(shrunk), size))
+            projection = project_on_first_component(shrunk, orientation=self.orientation)
+            return scale_cam_tensor(scale_cam_tensor(projection, size))
         return scale_cam_tensor(stacked.sum(dim=1))

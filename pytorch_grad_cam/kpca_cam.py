@@ -9,6 +9,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.needs import CLASS_AGNOSTIC
+from pytorch_grad_cam.core.projection import orient
 from pytorch_grad_cam.core.types import Layers, Reshape
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_kernel
 
@@ -17,7 +18,10 @@ class KPCA_CAM(BaseCAM):
     """KPCA-CAM — Karmani et al. 2024, https://arxiv.org/abs/2410.00267
 
     Eigen-CAM with kernel PCA: ``map = ReLU(first kernel principal component of the centred activations)``,
-    with scikit-learn's ``KernelPCA(kernel, gamma)``; gradient-free and class-agnostic.
+    with scikit-learn's ``KernelPCA(kernel, gamma)``; gradient-free and class-agnostic. The component's sign is
+    chosen by the keyword ``orientation`` (see :class:`~pytorch_grad_cam.EigenCAM`): ``"energy"`` (default) makes
+    the map correlate positively with the channel sum of the activations, ``"lobe"`` makes its larger-magnitude
+    lobe positive, ``"raw"`` keeps scikit-learn's sign (the reference release).
     """
 
     needs = CLASS_AGNOSTIC
@@ -36,4 +40,5 @@ class KPCA_CAM(BaseCAM):
         self.gamma = gamma
 
     def layer_map(self, layer: LayerRecord, eigen_smooth: bool) -> torch.Tensor:
-        return get_2d_projection_kernel(layer.activations, self.kernel, self.gamma)
+        projection = get_2d_projection_kernel(layer.activations, self.kernel, self.gamma)
+        return orient(projection, layer.activations, self.orientation)

@@ -3,7 +3,8 @@
 Every ``method/layers/variant`` entry of ``tests/data/expected.npz`` for GradCAM, HiResCAM,
 GradCAMElementWise, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, EigenGradCAM, KPCA_CAM and FEM is
 matched to 1e-5. Maps that come from an SVD / kernel PCA (EigenCAM, EigenGradCAM, KPCA_CAM and every
-``eigen_smooth`` map) have an arbitrary sign per layer and per image: the projection function is wrapped so
+``eigen_smooth`` map) are made with ``orientation="raw"`` (the reference's sign, not this library's default
+``"energy"``); that sign is arbitrary per layer and per image: the projection function is wrapped so
 that each layer's projection is multiplied by a chosen sign, every combination of signs is computed, and
 for each image one combination must match.
 """
@@ -66,7 +67,9 @@ def _run(model, x, method: str, layers: str, variant: str) -> np.ndarray:
     torch.manual_seed(1)
     np.random.seed(1)
     targets = None if variant == "argmax" else [ClassifierOutputTarget(1), ClassifierOutputTarget(3)]
-    cam = getattr(pgc, method)(model, _layers(model, layers))
+    # the reference keeps the SVD's own sign: orientation="raw" (this library orients it by default)
+    raw = {"orientation": "raw"} if method in SIGN_FREE_METHODS or variant == "eigen_smooth" else {}
+    cam = getattr(pgc, method)(model, _layers(model, layers), **raw)
     return cam(x, targets=targets, aug_smooth=variant == "aug_smooth", eigen_smooth=variant == "eigen_smooth")
 
 

@@ -29,13 +29,13 @@ def test_golden(tiny_cnn, golden_input, golden, key):
 
 
 def test_golden_eigen_smooth_up_to_the_svd_sign(tiny_cnn, golden_input, golden, monkeypatch):
-    """The first principal component's sign is arbitrary (tests/data/GOLDEN.md): each image must match the
-    golden map with one of the two signs of the projection."""
+    """The first principal component's sign is arbitrary (tests/data/GOLDEN.md): with the reference's raw SVD
+    sign (``orientation="raw"``) each image must match the golden map with one of the two signs."""
     project = core_base.project_on_first_component
     errors = []
     for sign in (1.0, -1.0):
         monkeypatch.setattr(core_base, "project_on_first_component", lambda a, s=sign, **k: s * project(a, **k))
-        result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=16, progress=False)(
+        result = ScoreCAM(tiny_cnn, [tiny_cnn[6]], batch_size=16, progress=False, orientation="raw")(
             golden_input, golden_targets(), eigen_smooth=True
         )
         errors.append(np.abs(result - golden["ScoreCAM/one/eigen_smooth"]).max(axis=(1, 2)))

@@ -42,7 +42,12 @@ from pytorch_grad_cam.core.layers import LayerChoice, TokenGridReshape, check_ch
 from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
 from pytorch_grad_cam.core.outputs import UnavailableTarget, default_targets, detached, target_scores, tensors_in
-from pytorch_grad_cam.core.projection import project_on_first_component
+from pytorch_grad_cam.core.projection import (
+    DEFAULT_ORIENTATION,
+    Orientation,
+    check_orientation,
+    project_on_first_component,
+)
 from pytorch_grad_cam.core.protocol import CAMMethod
 from pytorch_grad_cam.core.recording import (
     ActivationsAndGradients,
@@ -80,6 +85,11 @@ class BaseCAM(CAMMethod):
             is moved there. By default the model's own device is used.
         use_cuda: deprecated (grad-cam < 1.4); ``True`` moves the model to CUDA when available.
         layer_combiner: how the layers' maps are combined (default: the class's :attr:`layer_combiner`).
+        orientation: how the arbitrary sign of a principal component is chosen, for ``eigen_smooth`` and the
+            EigenCAM family (:func:`~pytorch_grad_cam.core.projection.orient`): ``"energy"`` (the default, the
+            class's :attr:`default_orientation`) makes the projection correlate positively with the channel sum of
+            what is decomposed (for ``eigen_smooth``: with the method's own map); ``"lobe"`` makes the
+            larger-magnitude lobe positive; ``"raw"`` keeps the SVD's sign, as the reference release.
     """
 
     #: What the method needs from the forward and backward pass.
@@ -91,6 +101,8 @@ class BaseCAM(CAMMethod):
     torch_native: ClassVar[bool] = True
     #: Whether the method can run without target layers (FullGrad uses every bias layer instead).
     layers_optional: ClassVar[bool] = False
+    #: ``orientation`` when it is not given.
+    default_orientation: ClassVar[Orientation] = DEFAULT_ORIENTATION
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,8 +126,13 @@ class BaseCAM(CAMMethod):
         device: str | torch.device | None = None,
         use_cuda: bool = False,
         layer_combiner: LayerCombiner | None = None,
+        orientation: Orientation | None = None,
     ) -> None:
         self.model = check_model(model)
+        #: How the sign of a principal component is chosen (``eigen_smooth``, the EigenCAM family).
+        self.orientation: Orientation = check_orientation(
+            self.default_orientation if orientation is None else orientation
+        )
         #: Whether the target layer is chosen automatically (``target_layers=None``); :attr:`auto_choice` holds the
         #: choice after the first call.
         self.auto_layers = target_layers is None and not self.layers_optional
@@ -189,11 +206,12 @@ class BaseCAM(CAMMethod):
         weights = self.channel_weights(layer)[(...,) + (None,) * len(layer.spatial_axes)]
         return self.reduce_channels(weights * layer.activations, eigen_smooth)
 
-    @staticmethod
-    def reduce_channels(weighted: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
+    def reduce_channels(self, weighted: torch.Tensor, eigen_smooth: bool) -> torch.Tensor:
         """``(B, C, *spatial)`` weighted activations to one map: the channel sum, or with ``eigen_smooth`` their
-        projection on the first principal component."""
-        return project_on_first_component(weighted) if eigen_smooth else weighted.sum(dim=1)
+        projection on the first principal component, its sign chosen by :attr:`orientation`."""
+        if eigen_smooth:
+            return project_on_first_component(weighted, orientation=self.orientation)
+        return weighted.sum(dim=1)
 
     # ------------------------------------------------------------------- the reference's method hooks
     def get_cam_weights(

@@ -1,6 +1,7 @@
 """Metrics of CAM quality: the reference's perturbation metrics (ROAD, confidence change, ARCC), deletion /
-insertion AUC (RISE), the pointing games and relevance mass / rank accuracy against ground-truth masks, and the
-model-randomisation sanity checks.
+insertion AUC (RISE), the pointing games and relevance mass / rank accuracy against ground-truth masks, the
+model-randomisation sanity checks, and bootstrap statistics of per-image scores (confidence intervals of a mean,
+paired comparisons of two methods).
 
 The reference's import paths are kept, e.g. ``from pytorch_grad_cam.metrics.road import ROADCombined``.
 """
@@ -38,6 +39,12 @@ from pytorch_grad_cam.metrics.sanity_checks import (
     spearman_correlation,
     ssim,
 )
+from pytorch_grad_cam.metrics.statistics import (
+    BootstrapInterval,
+    PairedComparison,
+    bootstrap_interval,
+    paired_bootstrap,
+)
 
 # The reference's README imports ``pytorch_grad_cam.metrics.ARCC``, a module it never shipped (its file is
 # arcc.py). A second file differing only in case would clash on case-insensitive file systems, so that import
@@ -47,6 +54,7 @@ sys.modules[f"{__name__}.ARCC"] = _arcc_module
 __all__ = [
     "ARCC",
     "AveragerAcrossThresholds",
+    "BootstrapInterval",
     "CamMultImageConfidenceChange",
     "Coherency",
     "Complexity",
@@ -55,6 +63,7 @@ __all__ = [
     "IncreaseInConfidence",
     "InsertionAUC",
     "NoisyLinearImputer",
+    "PairedComparison",
     "PerturbationConfidenceMetric",
     "ROADCombined",
     "ROADLeastRelevantFirst",
@@ -64,9 +73,11 @@ __all__ = [
     "RandomizationResult",
     "RemoveLeastRelevantFirst",
     "RemoveMostRelevantFirst",
+    "bootstrap_interval",
     "energy_pointing_game",
     "model_randomization_check",
     "multiply_tensor_with_cam",
+    "paired_bootstrap",
     "pointing_game",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",

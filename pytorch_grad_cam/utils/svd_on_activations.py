@@ -2,6 +2,10 @@
 
 All functions accept a numpy array or a torch tensor of shape ``(B, C, *spatial)`` and return the same kind
 (numpy arrays as ``np.float32``), of shape ``(B, *spatial)``. The caller's array is never modified.
+
+These are the reference release's functions and keep its behaviour: the SVD's / kernel PCA's own sign
+(``orientation="raw"``). The CAM classes orient the component by default (``orientation="energy"``, see
+:func:`pytorch_grad_cam.core.projection.orient`).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def get_2d_projection_with_sign_correction(activation_batch: ArrayOrTensor) -> A
     https://doi.org/10.3390/app15137562), so that after the ReLU the map follows the salient region.
     """
     tensor = _checked(activation_batch, "activation_batch")
-    return _like(project_on_first_component(tensor, sign_correction=True), activation_batch)
+    return _like(project_on_first_component(tensor, orientation="lobe"), activation_batch)
 
 
 def get_2d_projection_kernel(
