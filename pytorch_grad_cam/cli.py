@@ -298,7 +298,7 @@ def load_timm_model(name: str, weights_path: str | None) -> LoadedModel:
     return LoadedModel(model, class_names, int(config["input_size"][-1]), mean, std)
 
 
-def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Module, Sequence[str] | None, int]:
+def load_torchvision_model(name: str, weights_path: str | None) -> LoadedModel:
     """A torchvision classifier with its ImageNet weights (or ``weights_path``), its class names, input size."""
     from torchvision import models
 
@@ -318,7 +318,7 @@ def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Modu
     categories = default.meta.get("categories")
     size = 224
     if weights_path is not None:
-        return load_weights_file(builder(weights=None), weights_path, name), categories, size
+        return LoadedModel(load_weights_file(builder(weights=None), weights_path, name), categories, size)
     try:
         model = builder(weights=default)
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checkpoint a RuntimeError
@@ -331,7 +331,7 @@ def load_torchvision_model(name: str, weights_path: str | None) -> tuple[nn.Modu
     crop = getattr(default.transforms(), "crop_size", None)
     if crop:
         size = int(crop[0])
-    return model.eval(), categories, size
+    return LoadedModel(model.eval(), categories, size)
 
 
 def resolve_target(target: str | None, class_names: Sequence[str] | None, num_classes: int) -> int | None:
@@ -379,7 +379,7 @@ def make_setup(args: argparse.Namespace, device: torch.device) -> Setup:
         if args.model.startswith("timm:"):
             loaded = load_timm_model(args.model[len("timm:") :], args.weights)
         else:
-            loaded = LoadedModel(*load_torchvision_model(args.model, args.weights))
+            loaded = load_torchvision_model(args.model, args.weights)
         model, class_names, size = loaded.model, loaded.class_names, loaded.size
         mean, std = loaded.mean, loaded.std
         rgb_img = read_image(str(DEFAULT_PHOTO if args.image_path is None else args.image_path))

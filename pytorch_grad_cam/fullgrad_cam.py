@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -97,24 +96,18 @@ class FullGrad(BaseCAM):
         grad: torch.Tensor,
         spatial_dims: int,
         input_size: tuple[int, ...] | None = None,
-        evidence: Sequence[tuple[int, int]] = (),
         grid: TokenGrid | None = None,
     ) -> torch.Tensor | None:
         """``∇_z y`` of one bias layer as a channels-first map ``(B, C, *spatial)``, or ``None`` if it is none.
 
         Tokens ``(B, N, C)`` of a linear layer go through ``reshape_transform`` or, without one (and given the
-        input's spatial ``input_size``), onto their own patch grid of the input: ``grid`` when given, else the one
-        :func:`~pytorch_grad_cam.core.layers.solve_token_grid` finds; ``evidence`` holds the grids of the maps met
-        so far (the patch embedding's), which decide between grids that fit equally well.
+        input's spatial ``input_size``), onto their patch ``grid`` of the input (solved for every token layer at
+        once by :meth:`_token_grids`); without a grid they are no map of the input.
         """
         if isinstance(layer, nn.Linear):
             if grad.ndim == 3 and spatial_dims == 2 and self.reshape_transform is not None:
                 grad = self.reshape_transform(grad)  # transformer tokens → (B, C, h, w)
             elif grad.ndim == 3 and spatial_dims == 2 and input_size is not None:
-                if grid is None:
-                    grid = solve_token_grid(
-                        grad.shape[1], input_size, evidence, what=f"the {type(layer).__name__} layer"
-                    )
                 if grid is None:
                     return None  # no map of the input (e.g. a class-attention query)
                 grad = TokenGridReshape(grid, input_size)(grad)
@@ -173,8 +166,6 @@ class FullGrad(BaseCAM):
         for index, (layer, grad) in enumerate(gradients):
             if grad.ndim == 0 or grad.shape[0] != batch:
                 continue  # not one row per image (e.g. attention windows): no map of the input
-            if index in token_grids and token_grids[index] is None:
-                continue  # tokens that form no grid of the input (e.g. a class-attention query)
             channels_first = self.bias_map(layer, grad, spatial_dims, size, grid=token_grids.get(index))
             if channels_first is None:
                 continue  # not a map (e.g. the classifier): no spatial saliency

@@ -144,7 +144,8 @@ def _load_model(
             raise CLIError(f"{'--weights' if args.weights else '--model demo'}: {error}") from None
         layers, reshape, size, mean, std = demo_target_layers(model), None, SCENE_SIZE, MEAN, STD
     else:
-        model, _, size = load_torchvision_model(args.model, args.weights)
+        loaded = load_torchvision_model(args.model, args.weights)
+        model, size = loaded.model, loaded.size
         layers, reshape = default_target_layers(args.model, model)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     if args.target_layer:

@@ -63,22 +63,19 @@ def centered_rows(activations: torch.Tensor) -> torch.Tensor:
     return rows - rows.mean(dim=1, keepdim=True)
 
 
-def orient(projection: torch.Tensor, decomposed: torch.Tensor, orientation: Orientation | bool) -> torch.Tensor:
+def orient(projection: torch.Tensor, decomposed: torch.Tensor, orientation: Orientation) -> torch.Tensor:
     """``projection`` with each image's sign chosen by ``orientation``.
 
     Args:
         projection: ``(B, *spatial)`` projections on a principal component of ``decomposed``.
         decomposed: the ``(B, C, *spatial)`` tensor whose component it is (read by ``"energy"`` only).
         orientation: ``"energy"``: ``Σ_n p_n (s_n - mean s) ≥ 0`` with ``s = Σ_c decomposed_c`` (an exact tie
-            falls back to ``"lobe"``); ``"lobe"``: ``|max p| ≥ |min p|``; ``"raw"``: unchanged. ``True`` /
-            ``False`` mean ``"lobe"`` / ``"raw"``.
+            falls back to ``"lobe"``); ``"lobe"``: ``|max p| ≥ |min p|``; ``"raw"``: unchanged.
 
     Returns:
         ``(B, *spatial)``: ``projection`` or its negation per image. For ``"energy"`` and ``"lobe"`` the result
         does not depend on the sign of ``projection``.
     """
-    if isinstance(orientation, bool):
-        orientation = "lobe" if orientation else "raw"
     orientation = check_orientation(orientation)
     if orientation == "raw":
         return projection

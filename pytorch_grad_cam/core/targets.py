@@ -305,11 +305,11 @@ class FasterRCNNBoxScoreTarget:
         return f"{type(self).__name__}({len(self._boxes)} boxes, iou_threshold={self.iou_threshold})"
 
 
-def _box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """The ``(K, N)`` intersection over union of ``(K, 4)`` and ``(N, 4)`` boxes ``(x1, y1, x2, y2)``
-    (differentiable; an empty union gives 0)."""
-    area_first = (first[:, 2] - first[:, 0]).clamp(min=0) * (first[:, 3] - first[:, 1]).clamp(min=0)
-    area_second = (second[:, 2] - second[:, 0]).clamp(min=0) * (second[:, 3] - second[:, 1]).clamp(min=0)
+def box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The ``(K, N)`` intersection over union of ``(K, 4)`` and ``(N, 4)`` boxes ``(x1, y1, x2, y2)``,
+    differentiable; an empty union (two boxes of zero area) gives 0 where ``torchvision.ops.box_iou`` gives NaN."""
+    area_first = (first[:, 2:] - first[:, :2]).clamp(min=0).prod(dim=-1)
+    area_second = (second[:, 2:] - second[:, :2]).clamp(min=0).prod(dim=-1)
     top_left = torch.maximum(first[:, None, :2], second[None, :, :2])
     bottom_right = torch.minimum(first[:, None, 2:], second[None, :, 2:])
     intersection = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
@@ -317,10 +317,10 @@ def _box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return intersection / union.clamp(min=torch.finfo(union.dtype).tiny)
 
 
-def _center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
-    """``(cx, cy, w, h)`` boxes as ``(x1, y1, x2, y2)``."""
-    center, size = boxes[..., :2], boxes[..., 2:]
-    return torch.cat([center - size / 2, center + size / 2], dim=-1)
+def center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` boxes ``(cx, cy, w, h)`` as ``(x1, y1, x2, y2)``."""
+    center, half = boxes[..., :2], boxes[..., 2:4] / 2
+    return torch.cat([center - half, center + half], dim=-1)
 
 
 class DetrBoxScoreTarget:
@@ -403,7 +403,7 @@ class DetrBoxScoreTarget:
             )
         scores, predicted = probabilities.max(dim=-1)  # (Q,)
         reference = self._boxes.to(device=pred_boxes.device, dtype=pred_boxes.dtype)
-        ious = _box_iou(reference, _center_to_corners(pred_boxes))  # (K, Q)
+        ious = box_iou(reference, center_to_corners(pred_boxes))  # (K, Q)
         same_label = predicted[None, :] == self._labels.to(pred_boxes.device)[:, None]
         best_iou, best = torch.where(same_label, ious, torch.full_like(ious, -1.0)).max(dim=1)
         matched = best_iou > self.iou_threshold

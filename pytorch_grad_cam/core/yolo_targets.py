@@ -22,7 +22,7 @@ import torch
 
 from pytorch_grad_cam.core.checks import check_bool, check_int, check_real, describe
 from pytorch_grad_cam.core.outputs import output_for_image
-from pytorch_grad_cam.core.targets import reference_boxes
+from pytorch_grad_cam.core.targets import box_iou, center_to_corners, reference_boxes
 
 
 class YOLOPredictions(NamedTuple):
@@ -48,23 +48,6 @@ def _raw_class_scores(raw: Mapping[str, Any]) -> torch.Tensor | None:
         if isinstance(head, Mapping) and isinstance(head.get("scores"), torch.Tensor):
             return head["scores"]
     return None
-
-
-def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``(N, 4)`` boxes ``(cx, cy, w, h)`` as ``(x1, y1, x2, y2)``."""
-    centre, half = boxes[:, :2], boxes[:, 2:4] / 2
-    return torch.cat([centre - half, centre + half], dim=1)
-
-
-def box_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """The ``(K, N)`` intersection over union of ``(K, 4)`` and ``(N, 4)`` xyxy boxes (0 for empty unions)."""
-    top_left = torch.maximum(first[:, None, :2], second[None, :, :2])
-    bottom_right = torch.minimum(first[:, None, 2:], second[None, :, 2:])
-    intersection = (bottom_right - top_left).clamp_min(0).prod(dim=-1)
-    area_first = (first[:, 2:] - first[:, :2]).clamp_min(0).prod(dim=-1)
-    area_second = (second[:, 2:] - second[:, :2]).clamp_min(0).prod(dim=-1)
-    union = area_first[:, None] + area_second[None, :] - intersection
-    return torch.where(union > 0, intersection / union.clamp_min(torch.finfo(union.dtype).tiny), 0.0)
 
 
 def yolo_predictions(model_output: Any, num_classes: int | None = None, name: str = "model_output") -> YOLOPredictions:
@@ -114,7 +97,7 @@ def yolo_predictions(model_output: Any, num_classes: int | None = None, name: st
                 f"{name} expects predictions of shape (4 + classes, anchors) with at least one class; got "
                 f"{tuple(predictions.shape)}"
             )
-        return YOLOPredictions(xywh_to_xyxy(predictions[:4].T), predictions[4 : 4 + classes].T)
+        return YOLOPredictions(center_to_corners(predictions[:4].T), predictions[4 : 4 + classes].T)
     if predictions.shape[-1] < 6:
         raise ValueError(
             f"{name} expects end-to-end predictions of shape (detections, 6 + extra) [x1, y1, x2, y2, score, "
