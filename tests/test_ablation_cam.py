@@ -202,14 +202,19 @@ class TailReadsInputBatch(nn.Module):
         return self.fc(self.relu(self.conv(x)).reshape(batch, -1))
 
 
-class SizesBeforeTheCut(nn.Module):
-    """``B, C, H, W = a.shape`` read before the target layer and used after it (timm's Swin / MetaFormer blocks)."""
+class ConvReluFc(nn.Module):
+    """``conv`` (3 → 4 channels), ``relu`` (the target layer) and ``fc`` (4 → 3 classes); subclasses write the
+    forward pass whose shape the cut model must handle."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.relu = nn.ReLU()
         self.fc = nn.Linear(4, 3)
+
+
+class SizesBeforeTheCut(ConvReluFc):
+    """``B, C, H, W = a.shape`` read before the target layer and used after it (timm's Swin / MetaFormer blocks)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.conv(x)
@@ -218,15 +223,9 @@ class SizesBeforeTheCut(nn.Module):
         return self.fc(tokens.reshape(batch, height, width, channels).mean(dim=(1, 2)))
 
 
-class TailWritesInPlace(nn.Module):
+class TailWritesInPlace(ConvReluFc):
     """Changes a value of the part before the layer in place after it: the cut model's expanded copy refuses, the
     check fails and the full re-run is used."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(1, 2, 3))[:, None]
@@ -249,14 +248,8 @@ def test_the_cut_model_recomputes_sizes_for_its_batch(model_class, capfd):
     assert hook_count(model) == 0
 
 
-class Untraceable(nn.Module):
+class Untraceable(ConvReluFc):
     """Data-dependent control flow: torch.fx cannot trace it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.fc = nn.Linear(4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.relu(self.conv(x))
