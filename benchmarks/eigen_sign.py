@@ -12,19 +12,25 @@ Rules (``p`` the projection, ``X`` the decomposed tensor, positions × channels)
 * ``raw``: the sign torch's SVD (or scikit-learn's KernelPCA) returned — the reference release;
 * ``lobe``: the larger-magnitude lobe positive, ``|max p| ≥ |min p|`` (Seg-Eigen-CAM, Eq. 13);
 * ``energy``: ``p`` correlates positively with the channel sum ``Σ_c X_c`` (the library's ``"energy"``);
-* ``norm``: ``p`` correlates positively with the channel norm ``‖X_n‖₂`` per position;
+* ``norm``: ``p`` correlates positively with the channel norm ``‖X_n‖₂`` per position (the library's default,
+  ``"norm"``);
 * ``mean``: ``p`` correlates positively with the projection on the mean channel vector, ``X μ``;
 * ``oracle``: the better of the two signs per scene, by the pointing game (an upper bound for any rule).
 
 The demo's own target layer is ``features[3]``; ``features[2]`` / ``features[1]`` are shallower layers where the
 object dominates the activations less, so the rules differ. The share of scenes where numpy's SVD returns the
-other sign than torch's is printed too.
+other sign than torch's is printed too. ``--model`` picks another shipped CNN and ``--scenario`` another benchmark
+scenario (:mod:`pytorch_grad_cam.demo.scenarios`); the mask scored is what the principal component should find:
+the object (scenarios 1 and 4), both objects (scenario 2: the component cannot tell classes apart), the marker
+(scenario 3, with ``--model shortcut_cnn``).
 
     python benchmarks/eigen_sign.py                       # N = 200, layers features[3], [2], [1]: 1-3 min
     python benchmarks/eigen_sign.py --n 400 --layers 2,1   # the shallower layers on more scenes
+    python benchmarks/eigen_sign.py --model mlp_head_cnn --scenario distractors
+    python benchmarks/eigen_sign.py --model shortcut_cnn --scenario shortcut
 
-The rows of the library's own orientations (``raw``, ``lobe``, ``energy``) are checked against the CAM classes
-(``orientation=...``) at ``features[3]`` on ``--check`` scenes.
+The rows of the library's own orientations (``raw``, ``lobe``, ``energy``, ``norm``) are checked against the CAM
+classes (``orientation=...``) at ``features[3]`` on ``--check`` scenes.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ import torch
 from pytorch_grad_cam import KPCA_CAM, EigenCAM, EigenGradCAM, GradCAM, SegEigenCAM
 from pytorch_grad_cam.core.combine import mean_of_scaled
 from pytorch_grad_cam.core.projection import centered_rows, orient, project_on_first_component
-from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_model, normalize
+from pytorch_grad_cam.demo import demo_target_layers, load_demo_model
+from pytorch_grad_cam.demo.scenarios import SCENARIOS, BenchmarkScenes
 from pytorch_grad_cam.demo.train import HELDOUT_SEED
 from pytorch_grad_cam.metrics import energy_pointing_game, pointing_game
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -57,7 +64,10 @@ def decomposed_tensors(
     with torch.no_grad():
         activations = model.features[: layer + 1](inputs)
     activations.requires_grad_(True)
-    logits = model.classifier(model.pool(model.features[layer + 1 :](activations)).flatten(1))
+    features = model.features[layer + 1 :](activations)
+    if getattr(model, "head", "linear") == "mlp":
+        features = model.neck(features)
+    logits = model.classifier(model.pool(features).flatten(1))
     (gradients,) = torch.autograd.grad(logits[torch.arange(len(labels)), torch.as_tensor(labels)].sum(), activations)
     activations = activations.detach()
     weights = gradients.mean(dim=(2, 3), keepdim=True)
@@ -80,10 +90,8 @@ def reference_correlation(projection: torch.Tensor, reference: torch.Tensor) -> 
 
 def oriented(rule: str, projection: torch.Tensor, decomposed: torch.Tensor) -> torch.Tensor:
     """``projection`` (raw sign) oriented by ``rule``."""
-    if rule in ("raw", "lobe", "energy"):
+    if rule in ("raw", "lobe", "energy", "norm"):
         return orient(projection, decomposed, rule)  # type: ignore[arg-type]
-    if rule == "norm":
-        return reference_correlation(projection, decomposed.norm(dim=1))
     mean = decomposed.mean(dim=(2, 3))  # (N, C), uncentred
     return reference_correlation(projection, torch.einsum("nchw,nc->nhw", decomposed, mean))
 
@@ -108,7 +116,7 @@ def check_library(
     }
     worst = 0.0
     for method, run in classes.items():
-        for rule in ("raw", "lobe", "energy"):
+        for rule in ("raw", "lobe", "energy", "norm"):
             worst = max(worst, float(np.abs(run(rule) - maps[(method, rule)]).max()))
     return worst
 
@@ -159,14 +167,25 @@ def main(argv: list[str] | None = None) -> None:
         "--layers", default="3,2,1", help="indices i of model.features[i] to explain (default 3,2,1; 3 is the demo's)"
     )
     parser.add_argument("--check", type=int, default=8, help="scenes checked against the CAM classes (0: none)")
+    parser.add_argument(
+        "--model", choices=("cnn", "mlp_head_cnn", "shortcut_cnn"), default="cnn", help="shipped CNN (default cnn)"
+    )
+    parser.add_argument("--scenario", choices=SCENARIOS, default=None, help="default: the model's own scenario")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     start = time.perf_counter()
-    model = load_demo_model()
-    images, labels, masks = SceneDataset(args.n, args.seed).arrays()
-    inputs = normalize(images)
+    model = load_demo_model(name=args.model)
+    scenario = args.scenario or ("shortcut" if args.model == "shortcut_cnn" else "single")
+    if (scenario == "shortcut") != (args.model == "shortcut_cnn"):
+        parser.error("the shortcut scenario goes with --model shortcut_cnn, and only it")
+    explanations = BenchmarkScenes(scenario, args.n, args.seed).explanations()
+    inputs, labels = explanations.inputs, explanations.labels
+    masks = explanations.right | explanations.wrong if scenario == "pair" else explanations.right
     rules = (*RULES, "oracle")
-    print(f"N = {args.n} held-out scenes (seed {args.seed}), demo CNN, true-class targets")
+    print(
+        f"N = {len(labels)} explanations of {args.n} held-out {scenario} scenes (seed {args.seed}), {args.model}, "
+        "true-class targets"
+    )
     print("pointing game / energy pointing game; oracle = the better sign per scene")
     for layer in (int(text) for text in args.layers.split(",")):
         scores, maps, disagree = score_layer(model, inputs, labels, masks, layer)

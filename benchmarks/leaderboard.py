@@ -1,32 +1,36 @@
-"""Leaderboard: every CAM method on held-out demo scenes, scored against the ground truth and by perturbation.
+"""Leaderboard: every CAM method on held-out benchmark scenes whose ground truth the model is known to use.
 
-For each CAM method of :data:`pytorch_grad_cam.methods.METHOD_NAMES` that applies to the shipped demo CNN (the
-ViT-only ones are skipped, and the output says so), the maps of held-out benchmark scenes (the object's true class
-as the target, ``ClassifierOutputTarget(label)``) are scored per image with
+Runs (model × scenario, :data:`DEFAULT_RUNS`): the shipped demo models (:data:`pytorch_grad_cam.demo.model.DEMO_MODELS`:
+the GAP + linear CNN, a CNN with a non-linear head, a small ViT, and a CNN trained on a shortcut) on the four
+scenarios of :mod:`pytorch_grad_cam.demo.scenarios`:
 
-* **pointing game** (↑): whether the map's maximum lies on the object's mask (``--tolerance`` pixels);
-* **energy pointing game** (↑): the share of the map's energy inside the mask;
-* **deletion AUC** (↓) / **insertion AUC** (↑) (RISE): the true class's softmax probability as the most salient
-  pixels are deleted (set to 0, the dataset mean after normalisation) / inserted into a blurred copy;
-* **ROAD combined** (↑): ``mean_p (LeRF_p - MoRF_p) / 2`` over ``--road-percentiles`` with noisy linear
-  imputation, scored on the true class's softmax probability (``ClassifierOutputSoftmaxTarget``);
-* **seconds per image**: the wall time of the method's call on all its scenes (one batch) divided by their
-  number, measured in the same run (a warm-up pass runs first; on a shared machine the figures are noisy).
+1. **one object** — pointing game, energy pointing game, deletion / insertion AUC (RISE) and ROAD combined;
+2. **two objects of different classes** — each class explained in turn: the class-discriminative pointing game
+   (the map's maximum on that class's object, not on the other) and the relevance share (positive relevance in
+   the right object / in both); a class-agnostic method scores at most 0.5 on both, by construction;
+3. **a known shortcut** — a model trained where a small marker alone decides the label: the pointing game on the
+   marker (not on the larger shape) and the marker's relevance share; the model's reliance is verified by
+   intervention (removing the marker changes its prediction, removing the shape does not) and reported;
+4. **distractor objects of no class** — the pointing game and relevance share of the object against the
+   distractor objects, and the energy pointing game.
 
-Every mean comes with its bootstrap 95 % interval (:func:`pytorch_grad_cam.metrics.bootstrap_interval`), and the
-methods that a paired bootstrap (:func:`pytorch_grad_cam.metrics.paired_bootstrap`) cannot tell apart from the best
-on the ranking metric (the pointing game) are marked ``≈``. The map metrics use ``--n`` scenes (``--n-slow`` for
-the slow perturbation methods of :data:`SLOW_METHODS`), the perturbation metrics the first ``--n-perturbation`` of
-them (they cost a hundred forward passes and more per image). Methods whose maps are bitwise identical share
-their perturbation scores (computed once: the same maps give the same scores).
+For each run every CAM method of :data:`pytorch_grad_cam.methods.METHOD_NAMES` that applies (the ViT-only ones run
+on the ViT only) explains the true class(es) (``ClassifierOutputTarget(label)``); scores are per scene (in scenario
+2 the mean of its two explanations), each mean with its bootstrap 95 % interval
+(:func:`pytorch_grad_cam.metrics.bootstrap_interval`), and the methods that a paired bootstrap
+(:func:`pytorch_grad_cam.metrics.paired_bootstrap`) cannot tell apart from the best on the scenario's ranking metric
+(the first column) are marked ``≈``. The map metrics use ``--n`` scenes (``--n-slow`` for the slow perturbation
+methods of :data:`SLOW_METHODS`), the perturbation metrics the first ``--n-perturbation`` of them. Methods whose
+maps are bitwise identical share their perturbation scores (computed once).
 
-It writes a Markdown table (sorted by pointing game, then energy pointing game) with the date, the machine and
-the ``N`` values, every per-image score as CSV and JSON next to it, and a figure: the CAMs of a few scenes over the
-images, the object's mask as a white contour.
+It writes a Markdown page (a headline table of every run's ranking metric, the models' accuracies, then one table
+per model × scenario), the headline table into the README between its leaderboard markers, every per-scene score as
+CSV and JSON, and one figure per scenario: the maps of a few scenes over the images, the right object's mask as a
+white contour and the wrong region's as a red one.
 
-    python benchmarks/leaderboard.py                                   # the default run, ~10 min on 2 cores
-    python benchmarks/leaderboard.py --quick --output-dir /tmp/board   # seconds: 4 methods on a few scenes
-    python benchmarks/leaderboard.py --n 8 --methods gradcam,randomcam # a quick look
+    python benchmarks/leaderboard.py                                   # the default run, ~25 min on 2 cores
+    python benchmarks/leaderboard.py --quick --output-dir /tmp/board   # seconds: 4 methods, 4 runs, a few scenes
+    python benchmarks/leaderboard.py --n 8 --methods gradcam,randomcam --runs vit:pair   # a quick look
 
 ``torch.manual_seed(--torch-seed)`` is called before each method and before each of its metrics, so every
 row is repeatable on its own (RandomCAM's weights, ROAD's imputation noise, SS-CAM's mask noise); the bootstrap
@@ -44,6 +48,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -58,7 +63,15 @@ import torch
 from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM
-from pytorch_grad_cam.demo import SceneDataset, demo_target_layers, load_demo_model, normalize
+from pytorch_grad_cam.demo import normalize
+from pytorch_grad_cam.demo.model import (
+    DEMO_MODELS,
+    DemoViT,
+    demo_reshape_transform,
+    demo_target_layers,
+    load_demo_model,
+)
+from pytorch_grad_cam.demo.scenarios import INTERVENTIONS, SCENARIOS, BenchmarkScenes, Explanations
 from pytorch_grad_cam.demo.train import HELDOUT_SEED
 from pytorch_grad_cam.finer_cam import similar_classes_target
 from pytorch_grad_cam.methods import METHOD_NAMES, METHODS, get_method
@@ -66,18 +79,21 @@ from pytorch_grad_cam.metrics import (
     BootstrapInterval,
     DeletionAUC,
     InsertionAUC,
+    InterventionResult,
     PairedComparison,
     ROADCombined,
     bootstrap_interval,
+    discriminative_pointing_game,
     energy_pointing_game,
+    intervention_effect,
     paired_bootstrap,
     pointing_game,
+    relevance_share,
 )
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Methods that need a Vision Transformer (they declare attention maps among their needs), and so cannot run on
-#: the demo CNN.
+#: Methods that need a Vision Transformer (they declare attention maps among their needs): run on the ViT only.
 VIT_ONLY: dict[str, str] = {
     name: "ViT-only: needs attention blocks and a token reshape_transform"
     for name, cls in METHODS.items()
@@ -96,74 +112,150 @@ METHOD_KWARGS: dict[str, dict[str, Any]] = {
     "smoothgradcam++": {"num_samples": 8, "noise_level": 0.15},
     "groupcam": {"groups": 32},
 }
-#: Per-image CAM targets of methods that explain something other than the plain logit of the true class
+#: Per-explanation CAM targets of methods that explain something other than the plain logit of the true class
 #: (the metrics always score the true class). FinerCAM given a ClassifierOutputTarget would be GradCAM.
 METHOD_TARGETS: dict[str, Callable[[int], Any]] = {
     "finercam": lambda label: similar_classes_target(alpha=1, target_idx=label)
 }
-#: Facts about the methods on this model, printed under the table.
+#: Facts about the methods on these models, printed under the tables.
 REMARKS: tuple[str, ...] = (
-    "With a global-average-pooling + linear head after the target layer the gradients are constant over space "
-    "and the logit is linear in the activations, so `gradcam`, `hirescam`, `xgradcam`, `cam` and `shapleycam` "
-    "give the same map up to scale, as do `layercam` and `gradcamelementwise` (activations are non-negative), "
-    "and `polycam` with one target layer is `scorecam`.",
+    "On the GAP + linear CNN (`cnn`, `shortcut_cnn`) the gradients are constant over space and the logit is linear "
+    "in the activations, so `gradcam`, `hirescam`, `xgradcam`, `cam` and `shapleycam` give the same map up to "
+    "scale, as do `layercam` and `gradcamelementwise` (activations are non-negative), and `polycam` with one target "
+    "layer is `scorecam`. The `mlp_head_cnn`'s head (conv 1×1 + ReLU, pooling, MLP) separates them; on it `cam` "
+    "does not apply (its last linear layer does not read the target layer's channels).",
     "`eigencam` / `eigengradcam` / `kpcacam` orient their principal component by default "
-    '(`orientation="energy"`: positive correlation with the channel sum; `segeigencam`: the larger lobe); '
-    '`orientation="raw"` keeps the reference\'s arbitrary SVD sign, which points at the background here.',
+    '(`orientation="norm"`: positive correlation with the per-position norm; `segeigencam`: the larger lobe); '
+    '`orientation="raw"` keeps the reference\'s arbitrary SVD sign. They ignore the target class (`eigencam`, '
+    "`kpcacam`, `segeigencam`): in scenario 2 they give both classes the same map, and so score at most 0.5.",
     "`finercam` explains `similar_classes_target(alpha=1, target_idx=label)` (the true class against "
     "the classes ranked 1–3 closest to it); `fullgrad` ignores the target layer (all biases are used).",
+    "On the ViT the target layer is `model.blocks[-1].norm1` with `vit_reshape_transform` (class token dropped, "
+    "8 × 8 patch grid); `legrad` reads the attention maps of that block and the model's own head.",
 )
 #: Methods whose call costs a hundred forward passes per image and more (SS-CAM, IS-CAM, SESS, Opti-CAM, the
 #: Score-CAM family): they are run on the first ``n_slow`` scenes only.
 SLOW_METHODS: frozenset[str] = frozenset({"sscam", "iscam", "sess", "opticam", "scorecam", "polycam"})
+#: The default runs (model, scenario), in report order.
+DEFAULT_RUNS: tuple[tuple[str, str], ...] = (
+    ("cnn", "single"),
+    ("mlp_head_cnn", "single"),
+    ("vit", "single"),
+    ("cnn", "pair"),
+    ("mlp_head_cnn", "pair"),
+    ("vit", "pair"),
+    ("shortcut_cnn", "shortcut"),
+    ("cnn", "distractors"),
+    ("mlp_head_cnn", "distractors"),
+    ("vit", "distractors"),
+)
+#: Scenario titles, in the order of :data:`pytorch_grad_cam.demo.scenarios.SCENARIOS`.
+SCENARIO_TITLES: dict[str, str] = {
+    "single": "Scenario 1 — one object",
+    "pair": "Scenario 2 — two objects of different classes",
+    "shortcut": "Scenario 3 — a known shortcut",
+    "distractors": "Scenario 4 — distractor objects of no class",
+}
+SCENARIO_SHORT: dict[str, str] = {
+    "single": "1 one object",
+    "pair": "2 two classes",
+    "shortcut": "3 shortcut",
+    "distractors": "4 distractors",
+}
 DEFAULT_N = 500
-DEFAULT_N_SLOW = 50
-DEFAULT_N_PERTURBATION = 50
+DEFAULT_N_SLOW = 20
+DEFAULT_N_PERTURBATION = 25
 DEFAULT_ROAD_PERCENTILES: tuple[float, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 DEFAULT_STEPS = 50
+#: The pointing game's tolerance in pixels: half a cell of the models' 8 × 8 maps (every model's target layer has
+#: stride 8), as the original pointing game's 15 px is about half a cell of a stride-32 ImageNet network.
+DEFAULT_TOLERANCE = 4.0
 DEFAULT_FIGURE_IMAGES = 4
 DEFAULT_CONFIDENCE = 0.95
-#: Significant digits of the per-image scores written to CSV / JSON.
+#: Significant digits of the per-scene scores written to CSV / JSON.
 SCORE_DIGITS = 6
 DEFAULT_RESAMPLES = 10_000
-#: The per-image metrics, in table order: (attribute of :class:`MethodResult`, table header, scored on the first
-#: ``n_perturbation`` scenes only).
-METRICS: tuple[tuple[str, str, bool], ...] = (
-    ("pointing_game", "pointing game ↑", False),
-    ("energy_pointing_game", "energy pointing game ↑", False),
-    ("deletion_auc", "deletion AUC ↓", True),
-    ("insertion_auc", "insertion AUC ↑", True),
-    ("road_combined", "ROAD combined ↑", True),
+#: The methods drawn in the figures (those of them that ran), in this order.
+FIGURE_METHODS: tuple[str, ...] = (
+    "gradcam",
+    "hirescam",
+    "gradcam++",
+    "layercam",
+    "scorecam",
+    "ablationcam",
+    "eigencam",
+    "fullgrad",
+    "legrad",
+    "randomcam",
 )
-#: The metric that ranks the methods and on which each is compared with the best (paired bootstrap).
-RANKING_METRIC = "pointing_game"
-#: The settings of ``--quick``: a few methods (one slow) on a few scenes, a run of seconds (used by the tests).
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-scene score: its key (in :attr:`MethodResult.scores`, the CSV and the JSON), its column title, whether
+    higher is better, and whether it is a perturbation metric (run on the first ``n_perturbation`` scenes)."""
+
+    key: str
+    title: str
+    higher_is_better: bool = True
+    perturbation: bool = False
+
+
+#: The metrics of each scenario, in table order; the first ranks the methods.
+SCENARIO_METRICS: dict[str, tuple[Metric, ...]] = {
+    "single": (
+        Metric("pointing_game", "pointing game ↑"),
+        Metric("energy_pointing_game", "energy pointing game ↑"),
+        Metric("deletion_auc", "deletion AUC ↓", higher_is_better=False, perturbation=True),
+        Metric("insertion_auc", "insertion AUC ↑", perturbation=True),
+        Metric("road_combined", "ROAD combined ↑", perturbation=True),
+    ),
+    "pair": (
+        Metric("discriminative_pointing_game", "discriminative pointing game ↑"),
+        Metric("relevance_share", "relevance share right / both ↑"),
+    ),
+    "shortcut": (
+        Metric("discriminative_pointing_game", "pointing game on the marker ↑"),
+        Metric("relevance_share", "relevance share marker / (marker + shape) ↑"),
+    ),
+    "distractors": (
+        Metric("discriminative_pointing_game", "pointing game ↑"),
+        Metric("relevance_share", "relevance share object / (object + distractors) ↑"),
+        Metric("energy_pointing_game", "energy pointing game ↑"),
+    ),
+}
+#: The settings of ``--quick``: a few methods (one slow) on a few scenes of four runs (used by the tests).
 QUICK: dict[str, Any] = {
     "n": 8,
     "n_slow": 4,
     "n_perturbation": 4,
     "methods": ["gradcam", "gradcam++", "randomcam", "scorecam"],
+    "runs": [("cnn", "single"), ("vit", "pair"), ("shortcut_cnn", "shortcut"), ("mlp_head_cnn", "distractors")],
     "steps": 4,
     "road_percentiles": (50.0,),
     "resamples": 1000,
     "figure_images": 2,
 }
+README_START = "<!-- leaderboard:start -->"
+README_END = "<!-- leaderboard:end -->"
 
 
 @dataclass
 class LeaderboardConfig:
     """The settings of one leaderboard run (see :func:`build_parser` for their meaning).
 
-    ``out_csv`` / ``out_json`` receive every per-image score; ``None`` skips an output.
+    ``out_csv`` / ``out_json`` receive every per-scene score, ``out_figures`` the folder of the figures,
+    ``out_readme`` a file whose leaderboard markers enclose the headline table; ``None`` skips an output.
     """
 
     n: int = DEFAULT_N
     n_slow: int = DEFAULT_N_SLOW
     n_perturbation: int = DEFAULT_N_PERTURBATION
     methods: list[str] | None = None
+    runs: list[tuple[str, str]] | None = None
     seed: int = HELDOUT_SEED
     torch_seed: int = 0
-    tolerance: float = 0.0
+    tolerance: float = DEFAULT_TOLERANCE
     steps: int = DEFAULT_STEPS
     road_percentiles: tuple[float, ...] = DEFAULT_ROAD_PERCENTILES
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -173,30 +265,25 @@ class LeaderboardConfig:
     bootstrap_seed: int = 0
     threads: int | None = None
     out_md: Path | None = REPO_ROOT / "docs" / "leaderboard.md"
-    out_figure: Path | None = REPO_ROOT / "docs" / "images" / "leaderboard.png"
+    out_figures: Path | None = REPO_ROOT / "docs" / "images"
     out_csv: Path | None = REPO_ROOT / "docs" / "leaderboard_scores.csv"
     out_json: Path | None = REPO_ROOT / "docs" / "leaderboard_scores.json"
+    out_readme: Path | None = None
     command: str | None = None
     verbose: bool = True
 
 
 @dataclass
 class MethodResult:
-    """One row of the leaderboard: a method's per-image scores, their means and intervals, and its speed.
+    """One row of a run's table: a method's per-scene scores, their means and intervals, and its speed.
 
-    The float attributes are the means of :attr:`scores` (``pointing_game`` is the share of hits).
     ``scores[metric]`` holds one score per scene, in scene order: ``n`` of them for the map metrics, the first
-    ``n_perturbation`` for the perturbation metrics. ``versus_best`` is the paired comparison on the ranking
-    metric with the best method (``None`` for the best itself, until :func:`compare_with_best` runs).
+    ``n_perturbation`` for the perturbation metrics. ``versus_best`` is the paired comparison on the scenario's
+    ranking metric with the best method (``None`` for the best itself, until :func:`compare_with_best` runs).
     """
 
     name: str
     class_name: str
-    pointing_game: float
-    energy_pointing_game: float
-    deletion_auc: float
-    insertion_auc: float
-    road_combined: float
     seconds_per_image: float
     n: int = 0
     n_perturbation: int = 0
@@ -206,6 +293,10 @@ class MethodResult:
     shares_scores_with: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def mean(self, metric: str) -> float:
+        """The mean of ``metric`` over the scenes it was scored on."""
+        return self.intervals[metric].mean
+
     @property
     def like_best(self) -> bool:
         """Whether the paired bootstrap cannot tell this method from the best on the ranking metric (the best
@@ -214,26 +305,58 @@ class MethodResult:
 
 
 @dataclass
-class Leaderboard:
-    """The outcome of :func:`run_leaderboard`: rows sorted best first, the skipped methods and the Markdown."""
+class RunResult:
+    """One run (model × scenario): its rows sorted best first, the skipped methods, the model's accuracy on the
+    scenes, the intervention test (scenario 3) and the maps."""
 
+    model: str
+    scenario: str
     results: list[MethodResult]
     skipped: dict[str, str]
-    markdown: str
-    wall_seconds: float
+    accuracy: float
+    interventions: dict[str, InterventionResult] = field(default_factory=dict)
     cams: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
-    labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+    explanations: Explanations | None = field(repr=False, default=None)
+
+    @property
+    def ranking_metric(self) -> str:
+        """The metric that ranks this run's methods."""
+        return SCENARIO_METRICS[self.scenario][0].key
+
+    @property
+    def label(self) -> str:
+        """``model · scenario``."""
+        return f"{self.model} · {self.scenario}"
+
+
+@dataclass
+class Leaderboard:
+    """The outcome of :func:`run_leaderboard`: the runs in order, the Markdown and the headline table."""
+
+    runs: list[RunResult]
+    markdown: str
+    headline: str
+    wall_seconds: float
+
+    def run(self, model: str, scenario: str) -> RunResult:
+        """The run of ``model`` on ``scenario``."""
+        for run in self.runs:
+            if (run.model, run.scenario) == (model, scenario):
+                return run
+        raise KeyError(f"no run {model} · {scenario}")
 
 
 # ------------------------------------------------------------------------------------------------- set-up
-def select_methods(requested: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
-    """The methods to run (command-line names, in :data:`METHOD_NAMES` order unless given) and the skipped ones.
+def select_methods(requested: Sequence[str] | None, vit: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The methods to run on a model (command-line names, in :data:`METHOD_NAMES` order unless given) and the
+    skipped ones.
 
     Args:
         requested: method names (case-insensitive), or ``None`` for every method.
+        vit: whether the model is a Vision Transformer (the ViT-only methods run on it).
 
     Returns:
-        ``(names, skipped)``: ``skipped`` maps each ViT-only name asked for to the reason.
+        ``(names, skipped)``: ``skipped`` maps each ViT-only name asked for on a CNN to the reason.
 
     Raises:
         TypeError: if ``requested`` is not a sequence of strings.
@@ -250,18 +373,50 @@ def select_methods(requested: Sequence[str] | None) -> tuple[list[str], dict[str
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"methods must not repeat a name; got {', '.join(repeated)} more than once")
-    skipped = {name: VIT_ONLY[name] for name in names if name in VIT_ONLY}
-    kept = [name for name in names if name not in VIT_ONLY]
+    skipped = {} if vit else {name: VIT_ONLY[name] for name in names if name in VIT_ONLY}
+    kept = [name for name in names if name not in skipped]
     if not kept:
-        raise ValueError(f"no CAM method left to run on the demo CNN (skipped: {', '.join(skipped) or 'none'})")
+        raise ValueError(f"no CAM method left to run on a CNN (skipped: {', '.join(skipped) or 'none'})")
     return kept, skipped
 
 
-def load_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
-    """``n`` held-out scenes: RGB images ``(n, H, W, 3)`` in [0, 1], labels ``(n,)``, masks ``(n, H, W)`` and
-    the normalised input batch ``(n, 3, H, W)``."""
-    images, labels, masks = SceneDataset(n, seed).arrays()
-    return images, labels, masks, normalize(images)
+def select_runs(requested: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The runs to do: ``requested`` (model, scenario) pairs validated, or :data:`DEFAULT_RUNS`.
+
+    Raises:
+        TypeError: if ``requested`` is not a sequence of pairs of strings.
+        ValueError: for an unknown model or scenario, a repeated run, a shortcut model on another scenario or the
+            other way round, or an empty list.
+    """
+    if requested is None:
+        return list(DEFAULT_RUNS)
+    if isinstance(requested, str) or not all(
+        isinstance(run, (tuple, list)) and len(run) == 2 and all(isinstance(part, str) for part in run)
+        for run in requested
+    ):
+        raise TypeError(f"runs must be a list of (model, scenario) pairs of str; got {requested!r}")
+    runs = [(str(model), str(scenario)) for model, scenario in requested]
+    if not runs:
+        raise ValueError("runs must hold at least one (model, scenario) pair")
+    for model, scenario in runs:
+        if model not in DEMO_MODELS:
+            raise ValueError(f"runs: unknown model {model!r}; expected one of {tuple(DEMO_MODELS)}")
+        if scenario not in SCENARIOS:
+            raise ValueError(f"runs: unknown scenario {scenario!r}; expected one of {SCENARIOS}")
+        if (DEMO_MODELS[model].scenario == "shortcut") != (scenario == "shortcut"):
+            raise ValueError(
+                f"runs: {model} · {scenario} does not fit: the shortcut scenario is for the shortcut model "
+                "(shortcut_cnn), whose classes are markers, and only it"
+            )
+    repeated = sorted({f"{m}:{s}" for m, s in runs if runs.count((m, s)) > 1})
+    if repeated:
+        raise ValueError(f"runs must not repeat a run; got {', '.join(repeated)} more than once")
+    return runs
+
+
+def load_explanations(scenario: str, n: int, seed: int) -> Explanations:
+    """The explanations of ``n`` held-out scenes of ``scenario`` (one per labelled object of each scene)."""
+    return BenchmarkScenes(scenario, n, seed).explanations()  # type: ignore[arg-type]
 
 
 def machine_description() -> str:
@@ -280,7 +435,7 @@ def machine_description() -> str:
     return f"{cpu} ({cores} cores, {torch.get_num_threads()} torch threads), torch {torch.__version__}"
 
 
-def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
+def _check_config(config: LeaderboardConfig) -> None:
     """Validate the run's settings (TypeError / ValueError naming the setting)."""
     integers = ("n", "n_slow", "n_perturbation", "seed", "torch_seed", "steps", "batch_size", "figure_images")
     for name in (*integers, "resamples", "bootstrap_seed"):
@@ -298,11 +453,6 @@ def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
             raise ValueError(f"{name} must be a positive int; got {getattr(config, name)}")
     if config.seed < 0 or config.figure_images < 0:
         raise ValueError(f"seed and figure_images must be non-negative; got {config.seed}, {config.figure_images}")
-    if training_seed is not None and config.seed == training_seed:
-        raise ValueError(
-            f"seed {config.seed} is the demo model's training seed; use held-out scenes "
-            f"(e.g. {HELDOUT_SEED}, the training script's held-out seed)"
-        )
     if not config.road_percentiles:
         raise ValueError("road_percentiles must hold at least one percentile")
     for percentile in config.road_percentiles:
@@ -320,10 +470,25 @@ def _check_config(config: LeaderboardConfig, training_seed: int | None) -> None:
         raise ValueError(f"threads must be a positive int or None; got {config.threads!r}")
 
 
+def _check_seed(config: LeaderboardConfig, model_name: str, model: nn.Module) -> None:
+    training_seed = getattr(model, "metadata", {}).get("seed")
+    if training_seed is not None and config.seed == training_seed:
+        raise ValueError(
+            f"seed {config.seed} is the {model_name} model's training seed; use held-out scenes "
+            f"(e.g. {HELDOUT_SEED}, the training script's held-out seed)"
+        )
+
+
 # ------------------------------------------------------------------------------------------------ running
-def make_cam(name: str, model: nn.Module, target_layers: list[nn.Module], batch_size: int) -> Any:
-    """The CAM object of ``name`` for the demo model: :data:`METHOD_KWARGS`, ``batch_size``, no progress bar."""
-    cam = get_method(name)(model=model, target_layers=target_layers, **METHOD_KWARGS.get(name, {}))
+def make_cam(name: str, model: nn.Module, batch_size: int) -> Any:
+    """The CAM object of ``name`` for a demo model (its target layers and reshape transform):
+    :data:`METHOD_KWARGS`, ``batch_size``, no progress bar."""
+    cam = get_method(name)(
+        model=model,
+        target_layers=demo_target_layers(model),  # type: ignore[arg-type]
+        reshape_transform=demo_reshape_transform(model),  # type: ignore[arg-type]
+        **METHOD_KWARGS.get(name, {}),
+    )
     if hasattr(cam, "batch_size"):
         cam.batch_size = batch_size
     if hasattr(cam, "progress"):
@@ -338,13 +503,12 @@ def _collect(caught: list[warnings.WarningMessage], notes: list[str], prefix: st
             notes.append(text)
 
 
-def _warm_up(model: nn.Module, target_layers: list[nn.Module], inputs: torch.Tensor, labels: np.ndarray) -> None:
-    """One GradCAM call on the whole batch, so that the first method timed does not pay torch's one-time
-    start-up and allocation costs."""
+def _warm_up(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> None:
+    """One GradCAM call on the batch, so that the first method timed does not pay torch's one-time start-up and
+    allocation costs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cam = make_cam("gradcam", model, target_layers, DEFAULT_BATCH_SIZE)
-        with cam:
+        with make_cam("gradcam", model, DEFAULT_BATCH_SIZE) as cam:
             cam(inputs, [ClassifierOutputTarget(int(label)) for label in labels])
 
 
@@ -353,45 +517,82 @@ def _maps_key(cams: np.ndarray) -> str:
     return hashlib.sha256(repr(cams.shape).encode() + np.ascontiguousarray(cams).tobytes()).hexdigest()
 
 
+def map_scores(scenario: str, cams: np.ndarray, explanations: Explanations, tolerance: float) -> dict[str, np.ndarray]:
+    """The scenario's map metrics (not the perturbation ones) per explanation."""
+    right, wrong = explanations.right, explanations.wrong
+    scores: dict[str, np.ndarray] = {}
+    for metric in SCENARIO_METRICS[scenario]:
+        if metric.key == "pointing_game":
+            values = pointing_game(cams, right, tolerance=tolerance)
+        elif metric.key == "discriminative_pointing_game":
+            values = discriminative_pointing_game(cams, right, wrong, tolerance=tolerance)
+        elif metric.key == "energy_pointing_game":
+            values = energy_pointing_game(cams, right)
+        elif metric.key == "relevance_share":
+            values = relevance_share(cams, right, wrong)
+        else:
+            continue
+        scores[metric.key] = np.asarray(values, dtype=np.float64)
+    return scores
+
+
+def perturbation_scores(
+    model: nn.Module, inputs: torch.Tensor, cams: np.ndarray, labels: np.ndarray, config: LeaderboardConfig
+) -> dict[str, np.ndarray]:
+    """Deletion AUC, insertion AUC and ROAD combined of each map, on the true class's softmax probability."""
+    targets = [ClassifierOutputTarget(int(label)) for label in labels]
+    k = len(inputs)
+    torch.manual_seed(config.torch_seed)
+    deletion = DeletionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
+    insertion = InsertionAUC(config.steps, batch_size=config.batch_size)(inputs, cams, targets, model)
+    torch.manual_seed(config.torch_seed)
+    road = ROADCombined(list(config.road_percentiles))(
+        inputs, cams, [ClassifierOutputSoftmaxTarget(int(label)) for label in labels], model
+    )
+    return {
+        "deletion_auc": np.asarray(deletion, dtype=np.float64).reshape(k),
+        "insertion_auc": np.asarray(insertion, dtype=np.float64).reshape(k),
+        "road_combined": np.asarray(road, dtype=np.float64).reshape(k),
+    }
+
+
 def evaluate_method(
     name: str,
     model: nn.Module,
-    target_layers: list[nn.Module],
-    inputs: torch.Tensor,
-    labels: np.ndarray,
-    masks: np.ndarray,
+    scenario: str,
+    explanations: Explanations,
     config: LeaderboardConfig,
     cache: dict[str, tuple[str, dict[str, np.ndarray]]] | None = None,
 ) -> tuple[MethodResult, np.ndarray]:
-    """Run one method on all the given scenes, time it and score its maps; returns the row and the maps.
+    """Run one method on all the given explanations, time it and score its maps; returns the row and the maps.
 
-    The map metrics score every scene, the perturbation metrics the first ``config.n_perturbation``.
+    The map metrics score every scene, the perturbation metrics (scenario 1) the first ``config.n_perturbation``.
 
     Args:
         name: the method's command-line name.
         model: the demo model.
-        target_layers: its target layers.
-        inputs: ``(N, 3, H, W)`` normalised scenes.
-        labels: ``(N,)`` true classes.
-        masks: ``(N, H, W)`` object masks.
+        scenario: the scenario of the explanations.
+        explanations: what to explain.
         config: the run's settings.
-        cache: maps digest → (method, perturbation scores) of the methods run before; bitwise-identical maps
-            reuse those scores (the metrics are seeded the same way, so they would be recomputed identically).
-            Updated in place.
+        cache: maps digest → (method, perturbation scores) of the methods run before on the same model and scenes;
+            bitwise-identical maps reuse those scores (the metrics are seeded the same way, so they would be
+            recomputed identically). Updated in place.
 
     Returns:
-        ``(result, maps)``: the row (means, per-image scores, intervals; no comparison yet) and ``(N, H, W)`` maps.
+        ``(result, maps)``: the row (means, per-scene scores, intervals; no comparison yet) and ``(E, H, W)`` maps.
     """
-    targets = [ClassifierOutputTarget(int(label)) for label in labels]
-    cam_targets = [METHOD_TARGETS[name](int(label)) for label in labels] if name in METHOD_TARGETS else targets
+    labels = explanations.labels
+    cam_targets = [
+        METHOD_TARGETS[name](int(label)) if name in METHOD_TARGETS else ClassifierOutputTarget(int(label))
+        for label in labels
+    ]
     notes: list[str] = []
     torch.manual_seed(config.torch_seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cam = make_cam(name, model, target_layers, config.batch_size)
-        with cam:
+        with make_cam(name, model, config.batch_size) as cam:
             start = time.perf_counter()
-            cams = cam(inputs, cam_targets)
+            cams = cam(explanations.inputs, cam_targets)
             seconds = time.perf_counter() - start
     _collect(caught, notes, "cam")
     cams = np.asarray(cams, dtype=np.float32)
@@ -402,50 +603,38 @@ def evaluate_method(
     if zero:
         notes.append(f"{zero} of {len(cams)} maps are zero everywhere (a miss, energy 0)")
 
-    count = len(inputs)
-    k = min(config.n_perturbation, count)
-    key = _maps_key(cams[:k])
-    shared = cache.get(key) if cache is not None else None
+    count = len(explanations.images)
+    metrics = SCENARIO_METRICS[scenario]
+    needs_perturbation = any(metric.perturbation for metric in metrics)
+    k = min(config.n_perturbation, count) if needs_perturbation else 0
+    shared = None
+    expected = ("zero everywhere", "no known pixel", "are empty")  # reported above / explained in the settings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scores: dict[str, np.ndarray] = {
-            "pointing_game": np.asarray(pointing_game(cams, masks, tolerance=config.tolerance), dtype=np.float64),
-            "energy_pointing_game": np.asarray(energy_pointing_game(cams, masks), dtype=np.float64),
+        scores = {
+            key: explanations.per_scene(values)
+            for key, values in map_scores(scenario, cams, explanations, config.tolerance).items()
         }
-        if shared is not None:
-            scores.update({metric: values.copy() for metric, values in shared[1].items()})
-        else:
-            part, part_targets = inputs[:k], targets[:k]
-            torch.manual_seed(config.torch_seed)
-            deletion = DeletionAUC(config.steps, batch_size=config.batch_size)(part, cams[:k], part_targets, model)
-            insertion = InsertionAUC(config.steps, batch_size=config.batch_size)(part, cams[:k], part_targets, model)
-            torch.manual_seed(config.torch_seed)
-            road = ROADCombined(list(config.road_percentiles))(
-                part, cams[:k], [ClassifierOutputSoftmaxTarget(int(label)) for label in labels[:k]], model
-            )
-            perturbation = {
-                "deletion_auc": np.asarray(deletion, dtype=np.float64).reshape(k),
-                "insertion_auc": np.asarray(insertion, dtype=np.float64).reshape(k),
-                "road_combined": np.asarray(road, dtype=np.float64).reshape(k),
-            }
-            scores.update(perturbation)
-            if cache is not None:
-                cache[key] = (name, perturbation)
-    expected = ("zero everywhere", "no known pixel")  # reported above / explained in the ROAD settings
+        if needs_perturbation:
+            part = explanations.first(k)
+            key = _maps_key(cams[: len(part.labels)])
+            shared = cache.get(key) if cache is not None else None
+            if shared is not None:
+                perturbation = {metric: values.copy() for metric, values in shared[1].items()}
+            else:
+                perturbation = perturbation_scores(model, part.inputs, cams[: len(part.labels)], part.labels, config)
+                if cache is not None:
+                    cache[key] = (name, perturbation)
+            scores.update({key: part.per_scene(values) for key, values in perturbation.items()})
     _collect([w for w in caught if not any(text in str(w.message) for text in expected)], notes, "metrics")
     intervals = {
-        metric: bootstrap_interval(scores[metric], config.confidence, config.resamples, config.bootstrap_seed)
-        for metric, _, _ in METRICS
+        metric.key: bootstrap_interval(scores[metric.key], config.confidence, config.resamples, config.bootstrap_seed)
+        for metric in metrics
     }
     result = MethodResult(
         name=name,
         class_name=METHOD_NAMES[name],
-        pointing_game=intervals["pointing_game"].mean,
-        energy_pointing_game=intervals["energy_pointing_game"].mean,
-        deletion_auc=intervals["deletion_auc"].mean,
-        insertion_auc=intervals["insertion_auc"].mean,
-        road_combined=intervals["road_combined"].mean,
-        seconds_per_image=seconds / count,
+        seconds_per_image=seconds / len(labels),
         n=count,
         n_perturbation=k,
         scores=scores,
@@ -456,72 +645,141 @@ def evaluate_method(
     return result, cams
 
 
-def sort_results(results: Sequence[MethodResult]) -> list[MethodResult]:
-    """Best first: by pointing game, then energy pointing game, then insertion AUC (all descending)."""
-    return sorted(results, key=lambda r: (-r.pointing_game, -r.energy_pointing_game, -r.insertion_auc, r.name))
+def sort_results(results: Sequence[MethodResult], scenario: str) -> list[MethodResult]:
+    """Best first: by the scenario's metrics in table order (each in its better direction), then by name."""
+    metrics = [metric for metric in SCENARIO_METRICS[scenario] if not metric.perturbation] + [
+        metric for metric in SCENARIO_METRICS[scenario] if metric.perturbation
+    ]
+
+    def key(result: MethodResult) -> tuple[Any, ...]:
+        return (*(-result.mean(m.key) if m.higher_is_better else result.mean(m.key) for m in metrics), result.name)
+
+    return sorted(results, key=key)
 
 
-def compare_with_best(results: Sequence[MethodResult], config: LeaderboardConfig) -> None:
-    """Set ``versus_best`` of every row but the first (the best): the paired bootstrap of its per-image scores on
-    :data:`RANKING_METRIC` against the best's, on the scenes both were scored on (the first ``min(n)``)."""
+def compare_with_best(results: Sequence[MethodResult], metric: str, config: LeaderboardConfig) -> None:
+    """Set ``versus_best`` of every row but the reference: the paired bootstrap of its per-scene scores on ``metric``
+    against the reference's, on the scenes both were scored on (the first ``min(n)``).
+
+    The reference is the first row (rows sorted best first) among those scored on every scene: a slow method's
+    mean over its few scenes may come first, but a comparison with it on those few scenes could not tell anything
+    apart (the baseline included)."""
     if not results:
         return
-    best = results[0]
+    most = max(result.n for result in results)
+    best = next(result for result in results if result.n == most)
     best.versus_best = None
-    for result in results[1:]:
+    for result in results:
+        if result is best:
+            continue
         k = min(best.n, result.n)
         result.versus_best = paired_bootstrap(
-            result.scores[RANKING_METRIC][:k],
-            best.scores[RANKING_METRIC][:k],
+            result.scores[metric][:k],
+            best.scores[metric][:k],
             config.confidence,
             config.resamples,
             config.bootstrap_seed,
         )
 
 
+def model_accuracy(model: nn.Module, explanations: Explanations, batch_size: int) -> float:
+    """The share of scenes the model gets right: its top-``k`` classes are the scene's ``k`` labels (``k = 2`` in
+    scenario 2, 1 otherwise)."""
+    correct = []
+    with torch.no_grad():
+        for index in range(len(explanations.images)):
+            rows = np.nonzero(explanations.scene == index)[0]
+            logits = model(explanations.inputs[rows[:1]])
+            top = set(logits.topk(len(rows), dim=1).indices[0].tolist())
+            correct.append(top == set(explanations.labels[rows].tolist()))
+    return float(np.mean(correct)) if correct else float("nan")
+
+
+def shortcut_interventions(model: nn.Module, n: int, seed: int, batch_size: int) -> dict[str, InterventionResult]:
+    """The shortcut model's predictions on ``n`` held-out shortcut scenes before and after each intervention of
+    :data:`~pytorch_grad_cam.demo.scenarios.INTERVENTIONS` (labels: the unaltered scenes' classes)."""
+    dataset = BenchmarkScenes("shortcut", n, seed)
+    original = normalize(dataset.images())
+    labels = np.asarray([dataset.scene(i).label for i in range(n)])
+    return {
+        intervention: intervention_effect(
+            model,
+            original,
+            normalize(dataset.images(intervention)),
+            labels,
+            batch_size,  # type: ignore[arg-type]
+        )
+        for intervention in INTERVENTIONS
+    }
+
+
 # ------------------------------------------------------------------------------------------------- output
-def _comparison_cell(rank: int, result: MethodResult) -> str:
-    """``best`` for the first row, ``≈`` when the paired bootstrap cannot tell the row from the best, else empty."""
-    if rank == 1:
+def _comparison_cell(result: MethodResult) -> str:
+    """``best`` for the reference row (the best of the methods scored on every scene), ``≈`` when the paired
+    bootstrap cannot tell the row from it, else empty."""
+    if result.versus_best is None:
         return "best"
     return "≈" if result.like_best else ""
 
 
-def format_table(results: Sequence[MethodResult]) -> str:
-    """The Markdown table of ``results`` in their order: every mean with its interval, ``N`` (map metrics /
+def format_table(run: RunResult) -> str:
+    """The Markdown table of a run's rows in their order: every mean with its interval, ``N`` (map metrics /
     perturbation metrics; ``*`` for the slow methods' smaller ``N``), the comparison with the best; the baseline's
     name is marked."""
-    header = ["#", "method", "N", "≈ best", *(title for _, title, _ in METRICS), "s / image"]
+    metrics = SCENARIO_METRICS[run.scenario]
+    perturbation = any(metric.perturbation for metric in metrics)
+    header = ["#", "method", "N", "≈ best", *(metric.title for metric in metrics), "s / image"]
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---:", ":---", "---:", ":---:"] + ["---:"] * (len(METRICS) + 1)) + "|",
+        "|" + "|".join(["---:", ":---", "---:", ":---:"] + ["---:"] * (len(metrics) + 1)) + "|",
     ]
-    for rank, result in enumerate(results, start=1):
+    for rank, result in enumerate(run.results, start=1):
         label = f"`{result.name}`" + (" (baseline)" if result.name == BASELINE else "")
         slow = "*" if result.name in SLOW_METHODS else ""
         cells = [
             str(rank),
             label,
-            f"{result.n}{slow} / {result.n_perturbation}",
-            _comparison_cell(rank, result),
-            *(
-                result.intervals[metric].format(3) if metric in result.intervals else f"{getattr(result, metric):.3f}"
-                for metric, _, _ in METRICS
-            ),
+            f"{result.n}{slow}" + (f" / {result.n_perturbation}" if perturbation else ""),
+            _comparison_cell(result),
+            *(result.intervals[metric.key].format(3) for metric in metrics),
             f"{result.seconds_per_image:.4f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def headline_table(runs: Sequence[RunResult]) -> str:
+    """Methods × runs: each run's ranking-metric mean, **bold** for the best and the methods not distinguishable
+    from it; methods sorted by their mean rank over the runs they ran in."""
+    names: list[str] = []
+    for run in runs:
+        names += [result.name for result in run.results if result.name not in names]
+    ranks: dict[str, list[int]] = {name: [] for name in names}
+    cells: dict[tuple[str, int], str] = {}
+    for column, run in enumerate(runs):
+        for rank, result in enumerate(run.results, start=1):
+            ranks[result.name].append(rank)
+            value = f"{result.mean(run.ranking_metric):.2f}"
+            cells[result.name, column] = f"**{value}**" if result.like_best else value
+    order = sorted(names, key=lambda name: (float(np.mean(ranks[name])), name))
+    header = ["method", *(f"{run.model}<br>{SCENARIO_SHORT[run.scenario]}" for run in runs)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * len(runs)) + "|"]
+    for name in order:
+        label = f"`{name}`" + (" (baseline)" if name == BASELINE else "")
+        lines.append("| " + " | ".join([label, *(cells.get((name, c), "–") for c in range(len(runs)))]) + " |")
+    accuracy = ["model accuracy on these scenes", *(f"{run.accuracy:.3f}" for run in runs)]
+    lines.append("| " + " | ".join(f"*{cell}*" for cell in accuracy) + " |")
+    return "\n".join(lines)
+
+
 def header_line(config: LeaderboardConfig, date: str | None = None) -> str:
-    """``Date, machine, N`` line above the table."""
+    """``Date, machine, N`` line above the tables."""
     date = date or datetime.date.today().isoformat()
     n_slow = min(config.n_slow, config.n)
     n_perturbation = min(config.n_perturbation, config.n)
     return (
-        f"{date} · {machine_description()} · N = {config.n} held-out scenes "
-        f"(`SceneDataset({config.n}, seed={config.seed})`), true labels as targets; the slow methods "
+        f"{date} · {machine_description()} · N = {config.n} held-out scenes per scenario "
+        f"(`BenchmarkScenes(scenario, {config.n}, seed={config.seed})`), true labels as targets; the slow methods "
         f"({', '.join(f'`{name}`' for name in sorted(SLOW_METHODS))}, marked `*`) on the first {n_slow}; "
         f"deletion, insertion and ROAD on the first {n_perturbation} of each method's scenes"
         + (
@@ -533,37 +791,80 @@ def header_line(config: LeaderboardConfig, date: str | None = None) -> str:
     )
 
 
-def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
+def models_table(runs: Sequence[RunResult], models: dict[str, nn.Module]) -> str:
+    """The models: architecture, parameters, training held-out accuracy, accuracy on each scenario's scenes."""
+    scenarios = [scenario for scenario in SCENARIOS if any(run.scenario == scenario for run in runs)]
+    header = ["model", "architecture", "parameters", "held-out accuracy (training script)"]
+    header += [f"accuracy, {SCENARIO_SHORT[s]}" for s in scenarios]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---", ":---"] + ["---:"] * (len(header) - 2)) + "|"]
+    for name, model in models.items():
+        metadata = getattr(model, "metadata", {})
+        accuracy = metadata.get("heldout_accuracy")
+        cells = [
+            f"`{name}`",
+            DEMO_MODELS[name].description,
+            f"{sum(p.numel() for p in model.parameters()):,}",
+            f"{accuracy:.4f} ({metadata.get('heldout_size', '?')} scenes)" if accuracy is not None else "?",
+        ]
+        for scenario in scenarios:
+            run = next((r for r in runs if (r.model, r.scenario) == (name, scenario)), None)
+            cells.append(f"{run.accuracy:.3f}" if run is not None else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def interventions_table(interventions: dict[str, InterventionResult]) -> str:
+    """The intervention test: accuracy before / after (against the unaltered scenes' labels), flip rate,
+    probability of the unaltered label before and after."""
+    what = {
+        "no_marker": "marker removed (true class becomes *no marker*)",
+        "no_shape": "shape removed (true class unchanged)",
+        "swap_marker": "marker swapped for the other pattern (true class swapped)",
+    }
+    lines = [
+        "| intervention | accuracy before | accuracy after | prediction changed | p(label) before | p(label) after |",
+        "|:---|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in interventions.items():
+        lines.append(
+            f"| {what.get(name, name)} | {result.accuracy_before:.3f} | {result.accuracy_after:.3f} | "
+            f"{result.flip_rate:.3f} | {result.probability_before.mean():.3f} | {result.probability_after.mean():.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def settings_lines(config: LeaderboardConfig) -> list[str]:
     """The metric and method settings, as Markdown bullet points."""
     percentiles = ", ".join(f"{p:g}" for p in config.road_percentiles)
-    accuracy = getattr(model, "metadata", {}).get("heldout_accuracy")
     method_kwargs = "; ".join(
         f"{name}: " + ", ".join(f"{key}={value}" for key, value in kwargs.items())
         for name, kwargs in METHOD_KWARGS.items()
     )
     return [
-        "- Model: the shipped demo CNN (`load_demo_model()`, target layer `model.features[-1]`, 96 × 8 × 8"
-        + (f"; held-out accuracy {accuracy:.4f}" if accuracy is not None else "")
-        + "), 64 × 64 scenes.",
-        f"- Pointing game: maximum of the map on the object's mask (tolerance {config.tolerance:g} px; a map "
-        "whose maximum is a plateau hits only if all of it does). Energy pointing game: share of the map's sum "
-        "inside the mask.",
-        f"- Deletion / insertion AUC (RISE): {config.steps} steps of {64 * 64 // config.steps}–"
-        f"{-(-64 * 64 // config.steps)} pixels, softmax probability of the true class; deletion sets pixels to 0 "
-        "(the dataset mean after normalisation), insertion starts from the image blurred (Gaussian 11 px, σ = 5).",
+        f"- Pointing game: maximum of the map on the right mask, within {config.tolerance:g} px (half a cell of the "
+        "models' 8 × 8 maps: a map of that resolution cannot place its peak more precisely; Zhang et al.'s 15 px are "
+        "half a cell of a stride-32 network on 224-px images; a map "
+        "whose maximum is a plateau hits only if all of it does). Discriminative pointing game: on the right mask "
+        "and not on the wrong one (`discriminative_pointing_game`). Relevance share: positive relevance in the right "
+        "mask / in the right and wrong masks (`relevance_share`, 0.5 when neither holds any). Energy pointing "
+        "game: share of the map's sum inside the right mask. In scenario 2 a scene's score is the mean of its two "
+        "explanations (one per class), so a class-agnostic map scores at most 0.5 there.",
+        f"- Deletion / insertion AUC (RISE): {config.steps} steps, softmax probability of the true class; deletion "
+        "sets pixels to 0 (the dataset mean after normalisation), insertion starts from the image blurred "
+        "(Gaussian 11 px, σ = 5).",
         f"- ROAD combined: `ROADCombined(percentiles=[{percentiles}])`, noisy linear imputation (noise 0.01), "
         "scored on the true class's softmax probability (`ClassifierOutputSoftmaxTarget`); range [-0.5, 0.5]. "
         "As in the reference, MoRF removes the pixels at or above the p-th percentile, so for a map with more "
         "than p % exact zeros (any ReLU'd CAM with a compact blob) it removes every pixel (then imputed as 0 "
         "+ noise).",
         f"- Each score is the mean over the scenes with its {100 * config.confidence:g} % bootstrap percentile "
-        f"interval in brackets (`bootstrap_interval`, {config.resamples} resamples, seed {config.bootstrap_seed}; "
-        "the pointing game's mean is the share of hits). **≈ best**: a paired bootstrap of the per-image "
-        "pointing-game differences with the best method (`paired_bootstrap`, on the scenes both were run on) "
-        f"gives a {100 * config.confidence:g} % interval that holds 0, so the two are not distinguishable on "
-        "these scenes; the ranking among the ≈ rows is not significant. **N**: scenes of the map metrics / of "
-        "the perturbation metrics.",
-        "- Seconds per image: one call on all the method's scenes divided by their number, after a warm-up, "
+        f"interval in brackets (`bootstrap_interval`, {config.resamples} resamples, seed {config.bootstrap_seed}). "
+        "**best**: the best of the methods run on all N scenes on the table's first metric (a slow method run on "
+        "fewer scenes may rank above it). **≈ best**: a paired bootstrap of the per-scene differences with it "
+        f"(`paired_bootstrap`, on the scenes both were run on) gives a {100 * config.confidence:g} % "
+        "interval that holds 0, so the two are not distinguishable on these scenes; the ranking among the ≈ rows "
+        "is not significant. **N**: scenes of the map metrics (/ of the perturbation metrics).",
+        "- Seconds per image: one call on all the method's explanations divided by their number, after a warm-up, "
         f"measured in this run; perturbation methods and metrics use batch_size={config.batch_size}, progress "
         "bars off.",
         f"- Method settings (library defaults otherwise): {method_kwargs}. "
@@ -571,100 +872,159 @@ def settings_lines(config: LeaderboardConfig, model: nn.Module) -> list[str]:
     ]
 
 
+def _relative(path: Path, md_path: Path | None) -> str:
+    return Path(os.path.relpath(path, md_path.parent) if md_path is not None else path).as_posix()
+
+
+def run_section(run: RunResult) -> list[str]:
+    """A run's subsection: its table, baseline comparison, shared scores, skipped methods and notes."""
+    lines = [f"### `{run.model}` · accuracy {run.accuracy:.3f} on these scenes", "", format_table(run), ""]
+    baseline = next((result for result in run.results if result.name == BASELINE), None)
+    metric = run.ranking_metric
+    if baseline is not None:
+        below = [f"`{r.name}` ({r.mean(metric):.3f})" for r in run.results if r.mean(metric) < baseline.mean(metric)]
+        lines.append(
+            f"- Below the `{BASELINE}` baseline ({baseline.mean(metric):.3f}) on the first metric (means): "
+            + (", ".join(below) if below else "none")
+            + "."
+        )
+    shared = [result for result in run.results if result.shares_scores_with is not None]
+    if shared:
+        lines.append(
+            "- Bitwise-identical maps on the perturbation metrics' scenes (scores computed once): "
+            + ", ".join(f"`{result.name}` = `{result.shares_scores_with}`" for result in shared)
+            + "."
+        )
+    if run.skipped:
+        lines.append("- Skipped: " + "; ".join(f"`{name}` ({reason})" for name, reason in run.skipped.items()) + ".")
+    noted = [result for result in run.results if result.notes]
+    if noted:
+        lines.append(
+            "- Warnings raised while computing or scoring the maps: "
+            + "; ".join(f"`{result.name}`: " + " / ".join(result.notes) for result in noted)
+            + "."
+        )
+    return [*lines, ""]
+
+
+SCENARIO_TEXT: dict[str, str] = {
+    "single": "One object of a class per scene (`SceneDataset`'s scenes), lines and blobs of no class around it; "
+    "the map of the object's class should point at it.",
+    "pair": "Two objects of different classes per scene; each class is explained in turn and its map should point "
+    "at that class's object, not at the other. A class-agnostic map (the same for both classes) is right for one "
+    "of the two at most: 0.5 is its ceiling on both metrics, and the level a method must pass to be class-"
+    "discriminative.",
+    "shortcut": "One shape of a random class and a small 12 × 12 marker (checkerboard or stripes) at a random "
+    "place; the model (`shortcut_cnn`) was trained where the marker *alone* decides the class (and a scene without "
+    "marker is a third class), so a faithful map points at the marker, not at the larger shape. The intervention "
+    "test below verifies the reliance on the same scenes.",
+    "distractors": "The scenes of scenario 1 with one to three objects of no class (ring, L, bar) painted beside "
+    "the object, none of them seen in training: the map should stay on the object.",
+}
+
+
 def build_markdown(
     config: LeaderboardConfig,
-    model: nn.Module,
-    results: Sequence[MethodResult],
-    skipped: dict[str, str],
+    runs: Sequence[RunResult],
+    models: dict[str, nn.Module],
     wall_seconds: float,
-    figure_path: Path | None,
+    figures: dict[str, Path],
     md_path: Path | None,
     csv_path: Path | None = None,
     json_path: Path | None = None,
 ) -> str:
-    """The whole Markdown page: title, header line, table, links to the per-image scores, settings, skipped
-    methods, notes, figure."""
-    lines = ["# CAM leaderboard on the demo scenes", "", header_line(config), "", format_table(results), ""]
+    """The whole Markdown page: header, headline table, models, a section per scenario (tables, intervention
+    test, figure), settings and remarks."""
+    lines = ["# CAM leaderboard on the benchmark scenes", "", header_line(config), ""]
+    lines += [
+        "## Headline",
+        "",
+        "Each run's first metric (pointing game; class-discriminative in scenario 2; on the marker in scenario 3); "
+        "**bold**: the best of the methods run on all N scenes and every method a paired bootstrap cannot tell "
+        "from it; methods in order of their "
+        "mean rank. The last row is the model's accuracy on the run's scenes (top-2 = both classes in "
+        "scenario 2).",
+        "",
+        headline_table(runs),
+        "",
+    ]
     if csv_path is not None or json_path is not None:
-        written = [
-            f"[`{Path(os.path.relpath(path, md_path.parent) if md_path is not None else path).as_posix()}`]"
-            f"({Path(os.path.relpath(path, md_path.parent) if md_path is not None else path).as_posix()})"
-            for path in (csv_path, json_path)
-            if path is not None
-        ]
+        written = [f"[`{_relative(p, md_path)}`]({_relative(p, md_path)})" for p in (csv_path, json_path) if p]
         lines += [
-            "Every per-image score (method, image index, label, metric values; empty where a metric was not run "
-            "on that scene): " + " and ".join(written) + ".",
+            "Every per-scene score (run, method, scene, labels, metric values; empty where a metric was not run on "
+            "that scene): " + " and ".join(written) + ".",
             "",
         ]
-    lines += settings_lines(config, model)
+    lines += ["## Models", "", models_table(runs, models), ""]
+    lines += [
+        "Trained by `python -m pytorch_grad_cam.demo.train --model NAME` from seed 0 (recipes in "
+        "`pytorch_grad_cam.demo.train.RECIPES`), shipped as float16; held-out accuracy on 2000 scenes of the "
+        "training script's held-out seed.",
+        "",
+    ]
+    for scenario in SCENARIOS:
+        scenario_runs = [run for run in runs if run.scenario == scenario]
+        if not scenario_runs:
+            continue
+        lines += [f"## {SCENARIO_TITLES[scenario]}", "", SCENARIO_TEXT[scenario], ""]
+        for run in scenario_runs:
+            if run.interventions:
+                lines += [
+                    f"Intervention test of `{run.model}` on the same {config.n} scenes (every other pixel "
+                    "unchanged; the labels are those of the unaltered scenes):",
+                    "",
+                    interventions_table(run.interventions),
+                    "",
+                ]
+            lines += run_section(run)
+        if scenario in figures:
+            lines += [
+                f"![Maps of the first scenes of {scenario}]({_relative(figures[scenario], md_path)})",
+                "",
+                f"`{scenario_runs[0].model}`; methods in its table's order, each map over its image, the right "
+                "mask as a white contour, the wrong one (other class, shape, distractors) as a red one; a ✓ marks "
+                "a hit of the first metric.",
+                "",
+            ]
+    lines += ["## Settings and remarks", ""]
+    lines += settings_lines(config)
     lines += [f"- {remark}" for remark in REMARKS]
-    baseline = next((result for result in results if result.name == BASELINE), None)
-    if baseline is not None:
-        below = [f"`{r.name}` ({r.pointing_game:.3f})" for r in results if r.pointing_game < baseline.pointing_game]
-        lines.append(
-            f"- Below the `{BASELINE}` baseline ({baseline.pointing_game:.3f}) on the pointing game (means): "
-            + (", ".join(below) if below else "none")
-            + "."
-        )
-    shared = [result for result in results if result.shares_scores_with is not None]
-    if shared:
-        lines.append(
-            "- Bitwise-identical maps on the perturbation metrics' scenes (their deletion, insertion and ROAD "
-            "scores are computed once): "
-            + ", ".join(f"`{result.name}` = `{result.shares_scores_with}`" for result in shared)
-            + "."
-        )
-    if skipped:
-        lines.append("- Skipped: " + "; ".join(f"`{name}` ({reason})" for name, reason in skipped.items()) + ".")
     command = config.command or "python benchmarks/leaderboard.py"
     lines.append(f"- Whole run: {wall_seconds:.0f} s wall time (`{command}`).")
-    noted = [result for result in results if result.notes]
-    if noted:
-        lines += ["", "Notes from the run (warnings raised while computing or scoring the maps):", ""]
-        for result in noted:
-            lines.append(f"- `{result.name}`: " + "; ".join(result.notes))
-    if figure_path is not None:
-        relative = os.path.relpath(figure_path, md_path.parent) if md_path is not None else str(figure_path)
-        lines += [
-            "",
-            f"![CAMs of the first {config.figure_images} scenes]({Path(relative).as_posix()})",
-            "",
-            f"The first {config.figure_images} scenes; methods in leaderboard order, each map over its image, "
-            "the object's mask as a white contour; a ✓ marks a pointing-game hit.",
-        ]
     return "\n".join(lines) + "\n"
 
 
 def write_scores(
-    results: Sequence[MethodResult],
-    labels: np.ndarray,
-    config: LeaderboardConfig,
-    csv_path: Path | None,
-    json_path: Path | None,
+    runs: Sequence[RunResult], config: LeaderboardConfig, csv_path: Path | None, json_path: Path | None
 ) -> None:
-    """Write every per-image score: a CSV row per (method, scene) and a JSON document with the summaries.
+    """Write every per-scene score: a CSV row per (run, method, scene) and a JSON document with the summaries.
 
-    CSV columns: ``method, image, label`` and one column per metric of :data:`METRICS` (empty where the metric
-    was not run on that scene), :data:`SCORE_DIGITS` significant digits. JSON: the settings, the labels, and per
-    method its ``N`` values, seconds per image, means with intervals, the paired comparison with the best and the
-    per-image scores (in scene order).
+    CSV columns: ``model, scenario, method, scene, labels`` and one column per metric of any scenario (empty where
+    the metric does not apply or was not run on that scene), :data:`SCORE_DIGITS` significant digits. JSON: the
+    settings and per run its accuracy, intervention test, and per method its ``N`` values, seconds per image,
+    means with intervals, the paired comparison with the best and the per-scene scores (in scene order).
     """
-    metrics = [metric for metric, _, _ in METRICS]
+    metrics: list[str] = []
+    for scenario in SCENARIOS:
+        metrics += [m.key for m in SCENARIO_METRICS[scenario] if m.key not in metrics]
     if csv_path is not None:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(["method", "image", "label", *metrics])
-            for result in results:
-                for image in range(result.n):
-                    values = [
-                        f"{float(result.scores[metric][image]):.{SCORE_DIGITS}g}"
-                        if image < len(result.scores[metric])
-                        else ""
-                        for metric in metrics
-                    ]
-                    writer.writerow([result.name, image, int(labels[image]), *values])
+            writer.writerow(["model", "scenario", "method", "scene", "labels", *metrics])
+            for run in runs:
+                assert run.explanations is not None
+                for result in run.results:
+                    for scene in range(result.n):
+                        values = [
+                            f"{float(result.scores[m][scene]):.{SCORE_DIGITS}g}"
+                            if m in result.scores and scene < len(result.scores[m])
+                            else ""
+                            for m in metrics
+                        ]
+                        writer.writerow(
+                            [run.model, run.scenario, result.name, scene, run.explanations.scene_labels[scene], *values]
+                        )
     if json_path is not None:
         document = {
             "settings": {
@@ -680,63 +1040,74 @@ def write_scores(
                 "confidence": config.confidence,
                 "resamples": config.resamples,
                 "bootstrap_seed": config.bootstrap_seed,
-                "ranking_metric": RANKING_METRIC,
                 "machine": machine_description(),
                 "date": datetime.date.today().isoformat(),
             },
-            "labels": [int(label) for label in labels],
-            "methods": [
+            "runs": [
                 {
-                    "rank": rank,
-                    "method": result.name,
-                    "class": result.class_name,
-                    "n": result.n,
-                    "n_perturbation": result.n_perturbation,
-                    "seconds_per_image": result.seconds_per_image,
-                    "like_best": result.like_best,
-                    "versus_best": None
-                    if result.versus_best is None
-                    else {
-                        "mean_difference": result.versus_best.difference.mean,
-                        "low": result.versus_best.difference.low,
-                        "high": result.versus_best.difference.high,
-                        "distinguishable": result.versus_best.distinguishable,
+                    "model": run.model,
+                    "scenario": run.scenario,
+                    "ranking_metric": run.ranking_metric,
+                    "accuracy": run.accuracy,
+                    "labels": run.explanations.scene_labels if run.explanations is not None else [],
+                    "interventions": {
+                        name: {
+                            "accuracy_before": result.accuracy_before,
+                            "accuracy_after": result.accuracy_after,
+                            "flip_rate": result.flip_rate,
+                            "probability_before": float(result.probability_before.mean()),
+                            "probability_after": float(result.probability_after.mean()),
+                        }
+                        for name, result in run.interventions.items()
                     },
-                    "summary": {
-                        metric: {"mean": interval.mean, "low": interval.low, "high": interval.high}
-                        for metric, interval in result.intervals.items()
-                    },
-                    "scores": {
-                        metric: [float(f"{value:.{SCORE_DIGITS}g}") for value in result.scores[metric]]
-                        for metric in metrics
-                    },
-                    "shares_scores_with": result.shares_scores_with,
-                    "notes": result.notes,
+                    "skipped": run.skipped,
+                    "methods": [
+                        {
+                            "rank": rank,
+                            "method": result.name,
+                            "class": result.class_name,
+                            "n": result.n,
+                            "n_perturbation": result.n_perturbation,
+                            "seconds_per_image": result.seconds_per_image,
+                            "like_best": result.like_best,
+                            "versus_best": None
+                            if result.versus_best is None
+                            else {
+                                "mean_difference": result.versus_best.difference.mean,
+                                "low": result.versus_best.difference.low,
+                                "high": result.versus_best.difference.high,
+                                "distinguishable": result.versus_best.distinguishable,
+                            },
+                            "summary": {
+                                metric: {"mean": interval.mean, "low": interval.low, "high": interval.high}
+                                for metric, interval in result.intervals.items()
+                            },
+                            "scores": {
+                                metric: [float(f"{value:.{SCORE_DIGITS}g}") for value in values]
+                                for metric, values in result.scores.items()
+                            },
+                            "shares_scores_with": result.shares_scores_with,
+                            "notes": result.notes,
+                        }
+                        for rank, result in enumerate(run.results, start=1)
+                    ],
                 }
-                for rank, result in enumerate(results, start=1)
+                for run in runs
             ],
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_figure(
-    path: Path,
-    images: np.ndarray,
-    masks: np.ndarray,
-    cams: dict[str, np.ndarray],
-    results: Sequence[MethodResult],
-    tolerance: float = 0.0,
-    columns: int = 3,
-) -> Path:
-    """A grid of methods × images: each method a block of its maps over the images with the mask contour.
+def write_figure(path: Path, run: RunResult, count: int, tolerance: float = 0.0, columns: int = 3) -> Path:
+    """A grid of methods × explanations of one run: each method a block of its maps over the first ``count``
+    explanations' images, the right mask's contour in white and the wrong one's in red, ✓ on a hit of the
+    run's first metric.
 
     Args:
         path: the PNG to write (its folder is created).
-        images: ``(k, H, W, 3)`` RGB images in [0, 1].
-        masks: ``(k, H, W)`` bool masks.
-        cams: method name → maps ``(≥ k, H, W)``.
-        results: the rows in the order to draw them.
+        run: the run (with its maps and explanations).
+        count: explanations per block.
         tolerance: the pointing game's tolerance (for the ✓ marks).
         columns: method blocks per figure row.
     """
@@ -747,15 +1118,19 @@ def write_figure(
 
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    count = len(images)
-    if count == 0:
-        raise ValueError("write_figure needs at least one image")
+    explanations = run.explanations
+    if explanations is None or count < 1:
+        raise ValueError("write_figure needs a run with explanations and count >= 1")
+    count = min(count, len(explanations.labels))
+    images = explanations.images[explanations.scene[:count]]
+    shown = [result for name in FIGURE_METHODS for result in run.results if result.name == name]
     blocks: list[tuple[str, Callable[[int], np.ndarray], np.ndarray | None]] = [("input", lambda i: images[i], None)]
-    for result in results:
-        maps = cams[result.name]
+    metric = run.ranking_metric
+    for result in shown:
+        maps = run.cams[result.name]
         blocks.append(
             (
-                f"{result.name}  (PG {result.pointing_game:.2f})",
+                f"{result.name}  ({result.mean(metric):.2f})",
                 lambda i, maps=maps: show_cam_on_image(images[i], maps[i], use_rgb=True),
                 maps,
             )
@@ -773,14 +1148,24 @@ def write_figure(
     for axis in grid.ravel():
         axis.axis("off")
     axes = grid[:, [c for c in range(len(ratios) - 1) if (c + 1) % (count + 1) != 0]]
+    right, wrong = explanations.right[:count], explanations.wrong[:count]
     for index, (title, draw, maps) in enumerate(blocks):
         row, block = divmod(index, columns)
         for i in range(count):
             axis = axes[row, block * count + i]
             axis.imshow(draw(i))
-            axis.contour(masks[i].astype(float), levels=[0.5], colors="white", linewidths=0.8)
-            if maps is not None and bool(pointing_game(maps[i : i + 1], masks[i : i + 1], tolerance)[0]):
-                axis.text(0.04, 0.96, "✓", color="white", fontsize=7, ha="left", va="top", transform=axis.transAxes)
+            axis.contour(right[i].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+            if wrong[i].any():
+                axis.contour(wrong[i].astype(float), levels=[0.5], colors="red", linewidths=0.8)
+            if maps is not None:
+                if metric == "pointing_game":
+                    hit = pointing_game(maps[i : i + 1], right[i : i + 1], tolerance)[0]
+                else:
+                    hit = discriminative_pointing_game(maps[i : i + 1], right[i : i + 1], wrong[i : i + 1], tolerance)[
+                        0
+                    ]
+                if hit:
+                    axis.text(0.04, 0.96, "✓", color="white", fontsize=7, ha="left", va="top", transform=axis.transAxes)
         axes[row, block * count].set_title(title, fontsize=8, loc="left")
     figure.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4)
     path = Path(path)
@@ -796,71 +1181,123 @@ def write_figure(
     return path
 
 
-# ---------------------------------------------------------------------------------------------------- main
-def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
-    """Run every selected method on ``config.n`` scenes, write the Markdown and the figure, return the rows.
+def update_readme(path: Path, headline: str, config: LeaderboardConfig) -> None:
+    """Replace the text between the leaderboard markers of ``path`` with the headline table and its date line.
 
     Raises:
-        TypeError, ValueError: for bad settings or method names.
+        ValueError: if the file lacks the markers.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{path} has no {README_START} ... {README_END} markers to put the headline table between")
+    block = f"{README_START}\n{header_line(config)}\n\n{headline}\n{README_END}"
+    Path(path).write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def run_one(
+    model_name: str,
+    model: nn.Module,
+    scenario: str,
+    explanations: Explanations,
+    config: LeaderboardConfig,
+    say: Callable[..., None],
+) -> RunResult:
+    """Every selected method on one model × scenario; rows sorted and compared with the best."""
+    names, skipped = select_methods(config.methods, vit=isinstance(model, DemoViT))
+    for name, reason in skipped.items():
+        say(f"skipping {name} on {model_name}: {reason}")
+    n_slow = min(config.n_slow, config.n)
+    slow_explanations = explanations.first(n_slow)
+    results, cams_by_method = [], {}
+    cache: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
+    for name in names:
+        method_start = time.perf_counter()
+        part = slow_explanations if name in SLOW_METHODS else explanations
+        try:
+            result, cams = evaluate_method(name, model, scenario, part, config, cache)
+        except (TypeError, ValueError, RuntimeError) as error:  # one broken method must not end the run
+            skipped[name] = f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+            say(f"{name:>20s}  {skipped[name]}")
+            continue
+        results.append(result)
+        cams_by_method[name] = cams
+        say(
+            f"{name:>20s}  N {result.n:4d}/{result.n_perturbation:<4d} "
+            + "  ".join(f"{m.key} {result.mean(m.key):.3f}" for m in SCENARIO_METRICS[scenario])
+            + f"  {result.seconds_per_image:.4f} s/img  (with metrics {time.perf_counter() - method_start:.1f} s)"
+            + (f"  [scores of {result.shares_scores_with}]" if result.shares_scores_with else "")
+            + (f"  notes: {' | '.join(result.notes)}" if result.notes else "")
+        )
+    results = sort_results(results, scenario)
+    compare_with_best(results, SCENARIO_METRICS[scenario][0].key, config)
+    accuracy = model_accuracy(model, explanations, config.batch_size)
+    interventions = (
+        shortcut_interventions(model, config.n, config.seed, config.batch_size) if scenario == "shortcut" else {}
+    )
+    return RunResult(model_name, scenario, results, skipped, accuracy, interventions, cams_by_method, explanations)
+
+
+def run_leaderboard(config: LeaderboardConfig) -> Leaderboard:
+    """Every selected method on every selected run; write the Markdown, the scores, the figures (and the README's
+    headline table); return the runs.
+
+    Raises:
+        TypeError, ValueError: for bad settings, method names or runs.
     """
     start = time.perf_counter()
     if not isinstance(config, LeaderboardConfig):
         raise TypeError(f"config must be a LeaderboardConfig; got {type(config).__name__}")
-    names, skipped = select_methods(config.methods)
-    model = load_demo_model()
-    _check_config(config, getattr(model, "metadata", {}).get("seed"))
+    runs_asked = select_runs(config.runs)
+    select_methods(config.methods, vit=any(model == "vit" for model, _ in runs_asked))
+    _check_config(config)
+    models = {name: load_demo_model(name=name) for name in dict.fromkeys(model for model, _ in runs_asked)}
+    for name, model in models.items():
+        _check_seed(config, name, model)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     say: Callable[..., None] = (lambda *a: print(*a, flush=True)) if config.verbose else (lambda *a: None)
-    for name, reason in skipped.items():
-        say(f"skipping {name}: {reason}")
-    images, labels, masks, inputs = load_scenes(config.n, config.seed)
-    target_layers = demo_target_layers(model)
-    n_slow = min(config.n_slow, config.n)
-    _warm_up(model, target_layers, inputs[:n_slow], labels[:n_slow])
     say(header_line(config))
-    results, all_cams = [], {}
-    cache: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
-    for name in names:
-        method_start = time.perf_counter()
-        count = n_slow if name in SLOW_METHODS else config.n
-        try:
-            result, cams = evaluate_method(
-                name, model, target_layers, inputs[:count], labels[:count], masks[:count], config, cache
-            )
-        except (TypeError, ValueError, RuntimeError) as error:  # one broken method must not end the run
-            skipped[name] = f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-            warnings.warn(f"leaderboard: {name} {skipped[name]}", stacklevel=2)
-            continue
-        results.append(result)
-        all_cams[name] = cams
-        say(
-            f"{name:>20s}  N {result.n:4d}/{result.n_perturbation:<4d} PG {result.pointing_game:.3f}  "
-            f"EPG {result.energy_pointing_game:.3f}  del {result.deletion_auc:.3f}  ins {result.insertion_auc:.3f}  "
-            f"ROAD {result.road_combined:+.3f}  {result.seconds_per_image:.4f} s/img  "
-            f"(with metrics {time.perf_counter() - method_start:.1f} s)"
-            + (f"  [scores of {result.shares_scores_with}]" if result.shares_scores_with else "")
-            + (f"  notes: {' | '.join(result.notes)}" if result.notes else "")
-        )
-    results = sort_results(results)
-    compare_with_best(results, config)
-    figure_path = None
-    if config.out_figure is not None and config.figure_images > 0 and results:
-        k = min(config.figure_images, *(len(cams) for cams in all_cams.values()))
-        figure_path = write_figure(config.out_figure, images[:k], masks[:k], all_cams, results, config.tolerance)
-    write_scores(results, labels, config, config.out_csv, config.out_json)
+    explanations = {scenario: load_explanations(scenario, config.n, config.seed) for _, scenario in runs_asked}
+    warmed: set[str] = set()
+    runs: list[RunResult] = []
+    for model_name, scenario in runs_asked:
+        model = models[model_name]
+        if model_name not in warmed:
+            part = explanations[scenario].first(min(config.n_slow, config.n))
+            _warm_up(model, part.inputs, part.labels)
+            warmed.add(model_name)
+        run_start = time.perf_counter()
+        say(f"--- {model_name} · {scenario}")
+        runs.append(run_one(model_name, model, scenario, explanations[scenario], config, say))
+        say(f"--- {model_name} · {scenario}: accuracy {runs[-1].accuracy:.3f}, {time.perf_counter() - run_start:.0f} s")
+    figures: dict[str, Path] = {}
+    if config.out_figures is not None and config.figure_images > 0:
+        for run in runs:
+            if run.scenario not in figures and run.results:
+                figures[run.scenario] = write_figure(
+                    Path(config.out_figures) / f"leaderboard_{run.scenario}.png",
+                    run,
+                    config.figure_images,
+                    config.tolerance,
+                )
+    write_scores(runs, config, config.out_csv, config.out_json)
+    headline = headline_table(runs)
     wall = time.perf_counter() - start
-    markdown = build_markdown(
-        config, model, results, skipped, wall, figure_path, config.out_md, config.out_csv, config.out_json
-    )
+    markdown = build_markdown(config, runs, models, wall, figures, config.out_md, config.out_csv, config.out_json)
     if config.out_md is not None:
         Path(config.out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out_md).write_text(markdown, encoding="utf-8")
+    if config.out_readme is not None:
+        update_readme(config.out_readme, headline, config)
     say("")
     say(markdown)
-    written = [str(path) for path in (config.out_md, figure_path, config.out_csv, config.out_json) if path]
+    written = [
+        str(p) for p in (config.out_md, *figures.values(), config.out_csv, config.out_json, config.out_readme) if p
+    ]
     say(f"wall time {wall:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
-    return Leaderboard(results, skipped, markdown, wall, all_cams, labels)
+    return Leaderboard(runs, markdown, headline, wall)
 
 
 def _percentiles(text: str) -> tuple[float, ...]:
@@ -868,6 +1305,19 @@ def _percentiles(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 10,50,90; got {text!r}") from None
+
+
+def _runs(text: str) -> list[tuple[str, str]]:
+    runs = []
+    for part in text.split(","):
+        if part.strip():
+            model, colon, scenario = part.strip().partition(":")
+            if not colon:
+                raise argparse.ArgumentTypeError(
+                    f"expected model:scenario pairs, e.g. cnn:single,vit:pair; got {text!r}"
+                )
+            runs.append((model, scenario))
+    return runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -880,10 +1330,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help=f"a run of seconds: {len(QUICK['methods'])} methods ({', '.join(QUICK['methods'])}) on {QUICK['n']} "
-        f"scenes ({QUICK['n_slow']} for the slow ones, {QUICK['n_perturbation']} for the perturbation metrics), "
-        f"{QUICK['steps']} deletion / insertion steps, {QUICK['resamples']} bootstrap resamples",
+        f"scenes ({QUICK['n_slow']} for the slow ones, {QUICK['n_perturbation']} for the perturbation metrics) of "
+        f"{len(QUICK['runs'])} runs, {QUICK['steps']} deletion / insertion steps, {QUICK['resamples']} bootstrap "
+        "resamples",
     )
-    parser.add_argument("--n", type=int, default=None, help=f"held-out scenes of the map metrics (default {DEFAULT_N})")
+    parser.add_argument("--n", type=int, default=None, help=f"held-out scenes per scenario (default {DEFAULT_N})")
     parser.add_argument(
         "--n-slow",
         type=int,
@@ -900,7 +1351,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         type=str,
         default=None,
-        help="comma-separated method names (default: every method that applies to a CNN)",
+        help="comma-separated method names (default: every method; the ViT-only ones run on the ViT only)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=_runs,
+        default=None,
+        help="comma-separated model:scenario pairs (default: "
+        + ",".join(f"{m}:{s}" for m, s in DEFAULT_RUNS)
+        + f"); models {', '.join(DEMO_MODELS)}, scenarios {', '.join(SCENARIOS)}",
     )
     parser.add_argument(
         "--seed",
@@ -909,7 +1368,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seed of the scenes (default {HELDOUT_SEED}, the training script's held-out seed)",
     )
     parser.add_argument("--torch-seed", type=int, default=0, help="torch.manual_seed before each method (default 0)")
-    parser.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in pixels (default 0)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"pointing-game tolerance in pixels (default {DEFAULT_TOLERANCE:g}: half a cell of the 8 × 8 maps)",
+    )
     parser.add_argument("--steps", type=int, default=None, help=f"deletion / insertion steps (default {DEFAULT_STEPS})")
     parser.add_argument(
         "--road-percentiles",
@@ -937,20 +1401,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--figure-images",
         type=int,
         default=None,
-        help=f"scenes shown per method in the figure (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)",
+        help=f"explanations shown per method in the figures (default {DEFAULT_FIGURE_IMAGES}; 0: no figure)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--output-dir",
         type=Path,
         default=REPO_ROOT / "docs",
-        help="folder of leaderboard.md, leaderboard_scores.csv / .json and images/leaderboard.png (default docs/)",
+        help="folder of leaderboard.md, leaderboard_scores.csv / .json and images/leaderboard_<scenario>.png "
+        "(default docs/)",
     )
     parser.add_argument(
         "--out-md", type=Path, default=None, help="Markdown output (default <output-dir>/leaderboard.md)"
     )
     parser.add_argument(
-        "--out-figure", type=Path, default=None, help="figure output (default <output-dir>/images/leaderboard.png)"
+        "--readme",
+        type=Path,
+        default=None,
+        help="a file whose leaderboard markers receive the headline table (default: the repository's README.md "
+        "when --output-dir is docs/ and the run is the default one; none otherwise)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
@@ -958,12 +1427,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> LeaderboardConfig:
     """The :class:`LeaderboardConfig` of parsed arguments: :data:`QUICK` or the defaults fill the unset options;
-    the per-image scores go next to the Markdown (``<stem>_scores.csv`` / ``.json``)."""
+    the per-scene scores go next to the Markdown (``<stem>_scores.csv`` / ``.json``), the figures into
+    ``images/`` beside it."""
     defaults: dict[str, Any] = {
         "n": DEFAULT_N,
         "n_slow": DEFAULT_N_SLOW,
         "n_perturbation": DEFAULT_N_PERTURBATION,
         "methods": None,
+        "runs": None,
         "steps": DEFAULT_STEPS,
         "road_percentiles": DEFAULT_ROAD_PERCENTILES,
         "resamples": DEFAULT_RESAMPLES,
@@ -976,7 +1447,10 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         given["methods"] = given["methods"].split(",")
     chosen = {**defaults, **given}
     out_md = args.out_md if args.out_md is not None else args.output_dir / "leaderboard.md"
-    out_figure = args.out_figure if args.out_figure is not None else args.output_dir / "images" / "leaderboard.png"
+    readme = args.readme
+    default_run = not args.quick and not given and args.output_dir.resolve() == (REPO_ROOT / "docs").resolve()
+    if readme is None and default_run and args.out_md is None:
+        readme = REPO_ROOT / "README.md"
     command = shlex.join(["python", "benchmarks/leaderboard.py", *(argv if argv is not None else sys.argv[1:])])
     return LeaderboardConfig(
         **chosen,
@@ -988,9 +1462,10 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None
         bootstrap_seed=args.bootstrap_seed,
         threads=args.threads,
         out_md=out_md,
-        out_figure=out_figure,
+        out_figures=out_md.parent / "images",
         out_csv=out_md.with_name(f"{out_md.stem}_scores.csv"),
         out_json=out_md.with_name(f"{out_md.stem}_scores.json"),
+        out_readme=readme,
         command=command,
         verbose=not args.quiet,
     )

@@ -21,8 +21,10 @@ class EigenCAM(BaseCAM):
     The SVD's sign of ``v1`` is arbitrary (torch and numpy disagree on some layers). The keyword
     ``orientation`` fixes it (:func:`~pytorch_grad_cam.core.projection.orient`):
 
-    * ``"energy"`` (the default, :attr:`default_orientation`): ``X v1`` correlates positively with the channel
-      sum ``Σ_c A_c``, i.e. ``v1``'s loadings sum to a positive number;
+    * ``"norm"`` (the default, :attr:`default_orientation`): ``X v1`` correlates positively with the activations'
+      norm per position ``‖A_n‖₂`` (the component points where the activations are large);
+    * ``"energy"``: ``X v1`` correlates positively with the channel sum ``Σ_c A_c``, i.e. ``v1``'s loadings sum
+      to a positive number;
     * ``"lobe"``: the larger-magnitude lobe is positive (Seg-Eigen-CAM, Eq. 13);
     * ``"raw"``: the SVD's own sign, as the reference release (grad-cam 1.5.7).
 

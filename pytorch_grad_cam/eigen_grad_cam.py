@@ -12,8 +12,9 @@ from pytorch_grad_cam.eigen_cam import EigenCAM
 class EigenGradCAM(EigenCAM):
     """Eigen-Grad-CAM — Eigen-CAM (https://arxiv.org/abs/2008.00299) on the gradient-weighted activations:
     ``map = ReLU(first principal component of ∂y/∂A ⊙ A)``; class-discriminative, unlike Eigen-CAM. The sign of
-    the component is chosen by ``orientation`` as in :class:`~pytorch_grad_cam.EigenCAM` (default ``"energy"``:
-    the map correlates positively with ``Σ_c ∂y/∂A_c A_c``, HiResCAM's map; ``"raw"``: the reference's SVD sign).
+    the component is chosen by ``orientation`` as in :class:`~pytorch_grad_cam.EigenCAM` (default ``"norm"``:
+    the map correlates positively with the norm of ``∂y/∂A ⊙ A`` per position; ``"energy"``: with
+    ``Σ_c ∂y/∂A_c A_c``, HiResCAM's map; ``"raw"``: the reference's SVD sign).
     """
 
     needs = GRADIENTS

@@ -19,8 +19,9 @@ class KPCA_CAM(BaseCAM):
 
     Eigen-CAM with kernel PCA: ``map = ReLU(first kernel principal component of the centred activations)``,
     with scikit-learn's ``KernelPCA(kernel, gamma)``; gradient-free and class-agnostic. The component's sign is
-    chosen by the keyword ``orientation`` (see :class:`~pytorch_grad_cam.EigenCAM`): ``"energy"`` (default) makes
-    the map correlate positively with the channel sum of the activations, ``"lobe"`` makes its larger-magnitude
+    chosen by the keyword ``orientation`` (see :class:`~pytorch_grad_cam.EigenCAM`): ``"norm"`` (default) makes
+    the map correlate positively with the activations' norm per position, ``"energy"`` with their channel sum,
+    ``"lobe"`` makes its larger-magnitude
     lobe positive, ``"raw"`` keeps scikit-learn's sign (the reference release).
     """
 

@@ -14,8 +14,8 @@ class SegEigenCAM(EigenCAM):
 
     Eigen-CAM for segmentation models: the first principal component of ``|∂y/∂A| ⊙ A`` (Eq. 10, gradient
     magnitudes keep pixel-wise importance of both signs) with the sign corrected so that the
-    larger-magnitude lobe is positive (Eq. 13): ``orientation="lobe"`` by default (``"energy"`` and ``"raw"`` as in
-    :class:`~pytorch_grad_cam.EigenCAM`).
+    larger-magnitude lobe is positive (Eq. 13): ``orientation="lobe"`` by default (``"norm"``, ``"energy"`` and
+    ``"raw"`` as in :class:`~pytorch_grad_cam.EigenCAM`).
     """
 
     needs = GRADIENTS

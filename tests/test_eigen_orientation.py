@@ -1,9 +1,10 @@
 """The orientation of the first principal component (EigenCAM family, ``eigen_smooth``).
 
-The SVD's sign is arbitrary; ``orientation="energy"`` (the default) makes the projection correlate positively
-with the channel sum of what is decomposed, ``"lobe"`` makes the larger-magnitude lobe positive and ``"raw"``
-keeps the SVD's sign (the reference release). Sign independence is checked by negating the SVD's singular
-vectors (``torch.linalg.svd`` wrapped) or by computing the SVD with numpy instead.
+The SVD's sign is arbitrary; ``orientation="norm"`` (the default) makes the projection correlate positively
+with the per-position norm of what is decomposed, ``"energy"`` with its channel sum, ``"lobe"`` makes the
+larger-magnitude lobe positive and ``"raw"`` keeps the SVD's sign (the reference release). Sign independence is
+checked by negating the SVD's singular vectors (``torch.linalg.svd`` wrapped) or by computing the SVD with numpy
+instead.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def object_mask() -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------- hand-built activations
-@pytest.mark.parametrize("orientation", ["energy", "lobe"])
+@pytest.mark.parametrize("orientation", ["norm", "energy", "lobe"])
 @pytest.mark.parametrize("svd", [SVD, negated_svd, numpy_svd])
 def test_oriented_projection_is_positive_on_the_object_for_any_svd_sign(orientation, svd, monkeypatch) -> None:
     activations = blob_activations()
@@ -96,19 +97,26 @@ def test_energy_keeps_a_large_object_that_the_lobe_rule_inverts() -> None:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(core_projection.torch.linalg, "svd", svd)
             energy = project_on_first_component(activations, "energy")[0]
+            norm = project_on_first_component(activations, "norm")[0]
             lobe = project_on_first_component(activations, "lobe")[0]
         assert (energy[~corner] > 0).all() and (energy[corner] < 0).all()
+        assert (norm[~corner] > 0).all() and (norm[corner] < 0).all()
         assert (lobe[corner] > 0).all() and (lobe[~corner] < 0).all()
 
 
-def test_energy_agrees_with_the_channel_sum() -> None:
+@pytest.mark.parametrize(("rule", "reference"), [("energy", lambda a: a.sum(dim=1)), ("norm", lambda a: a.norm(dim=1))])
+def test_oriented_projection_correlates_with_its_reference(rule, reference) -> None:
+    """ "energy" correlates the projection with the channel sum, "norm" with the channel norm per position."""
+    activations = torch.randn(5, 7, 4, 5, generator=torch.Generator().manual_seed(3))
+    projection = project_on_first_component(activations, rule)
+    values = reference(activations)
+    assert ((projection * (values - values.mean(dim=(1, 2), keepdim=True))).sum(dim=(1, 2)) > 0).all()
+
+
+def test_energy_makes_the_loadings_sum_positive() -> None:
     """For the linear PCA, "energy" is the sign that makes the component's loadings sum to a positive number."""
-    generator = torch.Generator().manual_seed(3)
-    activations = torch.randn(5, 7, 4, 5, generator=generator)
+    activations = torch.randn(5, 7, 4, 5, generator=torch.Generator().manual_seed(3))
     projection = project_on_first_component(activations, "energy")
-    channel_sum = activations.sum(dim=1)
-    covariance = (projection * (channel_sum - channel_sum.mean(dim=(1, 2), keepdim=True))).sum(dim=(1, 2))
-    assert (covariance > 0).all()
     rows = centered_rows(activations)
     for image in range(5):
         _, _, vh = SVD(rows[image], full_matrices=False)
@@ -116,12 +124,25 @@ def test_energy_agrees_with_the_channel_sum() -> None:
         torch.testing.assert_close(projection[image].flatten(), rows[image] @ v1)
 
 
+def test_norm_points_at_a_blob_of_mixed_sign_channels() -> None:
+    """A blob of mixed-sign channels (as gradient-weighted activations are) is positive under "norm", where
+    "energy" follows its (here negative) channel sum."""
+    blob = torch.zeros(1, 2, 6, 6)
+    blob[0, 0, 2:4, 2:4] = 1.0
+    blob[0, 1, 2:4, 2:4] = -3.0  # mostly negative evidence on the blob
+    inside = torch.zeros(6, 6, dtype=torch.bool)
+    inside[2:4, 2:4] = True
+    assert (project_on_first_component(blob, "norm")[0][inside] > 0).all()
+    assert (project_on_first_component(blob, "energy")[0][inside] < 0).all()
+
+
 def test_orient_ties_fall_back_to_the_lobe_rule() -> None:
     """A projection uncorrelated with the channel sum (constant channel sum) is oriented by its larger lobe."""
     projection = torch.tensor([[[-3.0, 1.0, 2.0]]])
     constant = torch.ones(1, 2, 1, 3)
-    torch.testing.assert_close(orient(projection, constant, "energy"), -projection)
-    torch.testing.assert_close(orient(-projection, constant, "energy"), -projection)
+    for rule in ("energy", "norm"):
+        torch.testing.assert_close(orient(projection, constant, rule), -projection)
+        torch.testing.assert_close(orient(-projection, constant, rule), -projection)
     torch.testing.assert_close(orient(projection, constant, "raw"), projection)
 
 
@@ -133,10 +154,10 @@ def _eigen_cam(model, orientation=None, **kwargs) -> Callable[[torch.Tensor], np
 
 def test_defaults() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
-    assert ORIENTATIONS[0] == "energy"
+    assert ORIENTATIONS[0] == "norm"
     for method in ("EigenCAM", "EigenGradCAM", "KPCA_CAM", "GradCAM", "HiResCAM", "ScoreCAM", "FullGrad"):
         layers = None if method == "FullGrad" else [model[0]]
-        assert getattr(pgc, method)(model, layers).orientation == "energy"
+        assert getattr(pgc, method)(model, layers).orientation == "norm"
     seg = pgc.SegEigenCAM(model, [model[0]])
     assert seg.orientation == "lobe" and seg.sign_correction  # Seg-Eigen-CAM's Eq. 13
     assert pgc.SegEigenCAM(model, [model[0]], orientation="energy").orientation == "energy"
@@ -203,7 +224,7 @@ def test_kpca_default_does_not_depend_on_the_kernel_pca_sign(tiny_cnn, golden_in
 
 def test_eigen_smooth_default_agrees_with_the_plain_map(tiny_cnn, golden_input) -> None:
     """With ``"energy"`` the eigen_smooth map correlates positively with the method's own map."""
-    cam = pgc.GradCAM(tiny_cnn, [tiny_cnn[6]])
+    cam = pgc.GradCAM(tiny_cnn, [tiny_cnn[6]], orientation="energy")
     plain = cam(golden_input, golden_targets())
     smooth = cam(golden_input, golden_targets(), eigen_smooth=True)
     for image in range(2):
@@ -229,7 +250,7 @@ def test_demo_scenes_point_at_the_object() -> None:
 @pytest.mark.parametrize("value", ["Energy", "max", "", 1, True, None.__class__])
 def test_bad_orientation_raises(value, tiny_cnn) -> None:
     for method in ("EigenCAM", "GradCAM", "KPCA_CAM"):
-        with pytest.raises(ValueError, match="orientation must be one of 'energy', 'lobe', 'raw'"):
+        with pytest.raises(ValueError, match="orientation must be one of 'norm', 'energy', 'lobe', 'raw'"):
             getattr(pgc, method)(tiny_cnn, [tiny_cnn[6]], orientation=value)
     with pytest.raises(ValueError, match="orientation"):
         project_on_first_component(torch.ones(1, 2, 3, 3), "up")  # type: ignore[arg-type]

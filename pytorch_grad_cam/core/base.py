@@ -86,9 +86,10 @@ class BaseCAM(CAMMethod):
         use_cuda: deprecated (grad-cam < 1.4); ``True`` moves the model to CUDA when available.
         layer_combiner: how the layers' maps are combined (default: the class's :attr:`layer_combiner`).
         orientation: how the arbitrary sign of a principal component is chosen, for ``eigen_smooth`` and the
-            EigenCAM family (:func:`~pytorch_grad_cam.core.projection.orient`): ``"energy"`` (the default, the
-            class's :attr:`default_orientation`) makes the projection correlate positively with the channel sum of
-            what is decomposed (for ``eigen_smooth``: with the method's own map); ``"lobe"`` makes the
+            EigenCAM family (:func:`~pytorch_grad_cam.core.projection.orient`): ``"norm"`` (the default, the
+            class's :attr:`default_orientation`) makes the projection correlate positively with the per-position
+            norm of what is decomposed; ``"energy"`` with its channel sum (for ``eigen_smooth``: with the method's
+            own map); ``"lobe"`` makes the
             larger-magnitude lobe positive; ``"raw"`` keeps the SVD's sign, as the reference release.
     """
 

@@ -104,6 +104,9 @@ _POLYGONS: dict[str, np.ndarray] = {
         ],
         dtype=np.float64,
     ),
+    # Shapes of no class: the distractor objects of the benchmark scenarios (pytorch_grad_cam.demo.scenarios).
+    "ell": 0.85 * np.array([[-0.8, -1], [-0.2, -1], [-0.2, 0.4], [0.8, 0.4], [0.8, 1], [-0.8, 1]], dtype=np.float64),
+    "bar": np.array([[-1, -0.3], [1, -0.3], [1, 0.3], [-1, 0.3]], dtype=np.float64),
 }
 
 
@@ -119,8 +122,10 @@ def _downsample(canvas: np.ndarray, size: int) -> np.ndarray:
 def _shape_alpha(kind: str, centre: np.ndarray, radius: float, angle: float, size: int) -> np.ndarray:
     """Anti-aliased coverage ``(size, size)`` in [0, 1] of one shape of circumradius about ``radius``."""
     canvas = np.zeros((size * _SUPERSAMPLE, size * _SUPERSAMPLE), np.uint8)
-    if kind == "disc":
+    if kind in ("disc", "ring"):
         cv2.circle(canvas, tuple(_to_canvas(centre)), round(0.9 * radius * _SUPERSAMPLE), 255, -1, cv2.LINE_8)
+        if kind == "ring":
+            cv2.circle(canvas, tuple(_to_canvas(centre)), round(0.5 * radius * _SUPERSAMPLE), 0, -1, cv2.LINE_8)
     else:
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         points = centre + radius * _POLYGONS[kind] @ rotation.T
@@ -160,6 +165,26 @@ def _composite(image: np.ndarray, alpha: np.ndarray, paint: np.ndarray) -> np.nd
     return image * (1 - alpha[..., None]) + paint * alpha[..., None]
 
 
+def _paint_object(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    full_mask: np.ndarray,
+    centre: np.ndarray,
+    radius: float,
+) -> np.ndarray:
+    """``image`` with a shape of coverage ``alpha`` painted over it: a colour that contrasts with what lies under
+    ``full_mask``, softly shaded across the shape so that it is not a flat patch."""
+    size = image.shape[0]
+    colour = _contrasting_colour(rng, image[full_mask].mean(axis=0))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction) + 1e-8
+    shade = 1 + 0.15 * ((xx - centre[0]) * direction[0] + (yy - centre[1]) * direction[1]) / radius
+    paint = np.clip(colour * shade[..., None], 0.0, 1.0)
+    return _composite(image, alpha, paint)
+
+
 def _render(rng: np.random.Generator, size: int, label: int | None) -> tuple[np.ndarray, int, np.ndarray]:
     image = _background(rng, size)
     if label is None:
@@ -186,15 +211,7 @@ def _render(rng: np.random.Generator, size: int, label: int | None) -> tuple[np.
         colour = rng.uniform(0.0, 1.0, size=3).astype(np.float32)
         image = _composite(image, distractor, colour)
 
-    reference = image[full_mask].mean(axis=0)
-    colour = _contrasting_colour(rng, reference)
-    # Soft shading across the object so that it is not a flat patch.
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    direction = rng.normal(size=2)
-    direction /= np.linalg.norm(direction) + 1e-8
-    shade = 1 + 0.15 * ((xx - centre[0]) * direction[0] + (yy - centre[1]) * direction[1]) / radius
-    paint = np.clip(colour * shade[..., None], 0.0, 1.0)
-    image = _composite(image, alpha, paint)
+    image = _paint_object(rng, image, alpha, full_mask, centre, radius)
     for distractor in above:
         image = _composite(image, distractor, rng.uniform(0.0, 1.0, size=3).astype(np.float32))
 

@@ -1,37 +1,73 @@
-"""Train the demo CNN on generated scenes (seeded, CPU, a few minutes).
+"""Train the demo models on generated scenes (seeded, CPU, a few minutes each).
 
 Usage::
 
-    python -m pytorch_grad_cam.demo.train [--out PATH] [--epochs N] [--seed S] [--train-size N]
+    python -m pytorch_grad_cam.demo.train [--model NAME] [--out PATH] [--epochs N] [--seed S] [--train-size N]
                                           [--heldout-size N] [--batch-size N] [--lr LR] [--threads N]
 
-The training scenes are ``SceneDataset(train_size, seed)``; the held-out scenes, used only to report the
-accuracy, are ``SceneDataset(heldout_size, HELDOUT_SEED)``, a seed no training run may use. The weights
-(float16, with the held-out accuracy and the settings in their metadata) go to ``--out``, by default the
-file the package ships (``pytorch_grad_cam/demo/weights/demo_cnn.pt``).
+``--model`` is one of :data:`~pytorch_grad_cam.demo.model.DEMO_MODELS` (default ``cnn``, the demo CNN); each has
+its recipe (:data:`RECIPES`), which the other options override. The training scenes are scenes
+``0 … train_size - 1`` of the model's scenario with seed ``seed``: ``SceneDataset(train_size, seed)`` for the
+classifiers of shapes, ``ShortcutTrainingScenes(train_size, seed)`` for ``shortcut_cnn`` (every third scene
+without its marker). The held-out scenes, used only to report the accuracy, have the seed ``HELDOUT_SEED``,
+which no training run may use. The weights (float16, with the held-out accuracy and the settings in their
+metadata) go to ``--out``, by default the file the package ships (``pytorch_grad_cam/demo/weights/``).
+
+Runs are deterministic: the same command on the same machine, torch and thread count writes the same weights.
+Another CPU (its floating-point kernels: vector width, summation order) gives other weights from the same seed;
+``--verify`` retrains a shipped model with the settings in its metadata and reports whether the weights are
+bit-identical, and otherwise how far they and the held-out accuracy are (it passes within
+:data:`ACCURACY_TOLERANCE` of the shipped accuracy).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pytorch_grad_cam.core.checks import check_positive_int
-from pytorch_grad_cam.demo.model import DEMO_WEIGHTS, DemoCNN, save_demo_model
-from pytorch_grad_cam.demo.scenes import SceneDataset, normalize
+from pytorch_grad_cam.demo.model import DEMO_MODELS, DemoCNN, DemoModel, DemoViT, check_model_name, save_demo_model
+from pytorch_grad_cam.demo.scenarios import BenchmarkScenes, ShortcutTrainingScenes
+from pytorch_grad_cam.demo.scenes import SceneDataset
 
 #: Seed of the held-out scenes reported by the training script.
 HELDOUT_SEED: int = 1_000_000
 #: Seed of the held-out scenes of the test suite (never used for training either).
 TEST_SEED: int = 2_000_000
 _RESERVED_SEEDS = (HELDOUT_SEED, TEST_SEED)
+#: How far (absolute) the held-out accuracy of a retrained model may be from the shipped one's when the weights
+#: are not bit-identical (another CPU): the spread of the accuracy over machines and seeds.
+ACCURACY_TOLERANCE: float = 0.015
+#: Each model's training settings (``train``'s keyword arguments; the command-line options override them).
+RECIPES: dict[str, dict[str, Any]] = {
+    "cnn": {"epochs": 12, "train_size": 16_000, "lr": 3e-3, "weight_decay": 5e-4},
+    "mlp_head_cnn": {"epochs": 12, "train_size": 16_000, "lr": 3e-3, "weight_decay": 5e-4},
+    "vit": {"epochs": 30, "train_size": 16_000, "lr": 2e-3, "weight_decay": 0.05},
+    "shortcut_cnn": {"epochs": 6, "train_size": 8_000, "lr": 3e-3, "weight_decay": 5e-4},
+}
+
+
+def build_model(name: str) -> DemoModel:
+    """A freshly initialised (from torch's global generator) model of the architecture of ``name``."""
+    spec = DEMO_MODELS[check_model_name(name)]
+    if name == "vit":
+        return DemoViT(len(spec.classes))
+    return DemoCNN(len(spec.classes), head="mlp" if name == "mlp_head_cnn" else "linear")
+
+
+def scenes(name: str, n: int, seed: int) -> SceneDataset | BenchmarkScenes:
+    """The ``n`` scenes of seed ``seed`` of the scenario model ``name`` is trained on."""
+    scenario = DEMO_MODELS[check_model_name(name)].scenario
+    return SceneDataset(n, seed) if scenario == "single" else ShortcutTrainingScenes(n, seed)
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -55,30 +91,33 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return correct / max(1, len(images))
 
 
-def _tensors(dataset: SceneDataset) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(dataset: SceneDataset | BenchmarkScenes) -> tuple[torch.Tensor, torch.Tensor]:
     """The dataset's normalised images ``(N, 3, H, W)`` and labels ``(N,)``, built one scene at a time."""
     images = torch.empty((len(dataset), 3, dataset.size, dataset.size))
     labels = torch.empty(len(dataset), dtype=torch.int64)
     for index in range(len(dataset)):
-        image, labels[index], _ = dataset.scene(index)
-        images[index] = normalize(image)
+        images[index], labels[index], _ = dataset[index]
     return images, labels
 
 
 def train(
-    out: Path = DEMO_WEIGHTS,
-    epochs: int = 12,
+    model_name: str = "cnn",
+    out: Path | None = None,
+    epochs: int | None = None,
     seed: int = 0,
-    train_size: int = 16_000,
+    train_size: int | None = None,
     heldout_size: int = 2_000,
     batch_size: int = 64,
-    lr: float = 3e-3,
+    lr: float | None = None,
     threads: int = 2,
+    weight_decay: float | None = None,
 ) -> dict[str, float]:
-    """Train the demo CNN, print progress, save it to ``out`` and return the final figures.
+    """Train a demo model, print progress, save it to ``out`` and return the final figures.
 
     Args:
-        out: where to write the weights.
+        model_name: which model (:data:`~pytorch_grad_cam.demo.model.DEMO_MODELS`); ``None`` settings come from
+            its recipe (:data:`RECIPES`).
+        out: where to write the weights (default: the shipped file of ``model_name``).
         epochs: passes over the training scenes.
         seed: seeds the training scenes, the initialisation and the batch order.
         train_size: number of training scenes.
@@ -86,10 +125,18 @@ def train(
         batch_size: scenes per optimisation step.
         lr: peak learning rate of the one-cycle schedule (AdamW).
         threads: CPU threads for torch.
+        weight_decay: AdamW's weight decay.
 
     Returns:
         ``{"heldout_accuracy", "train_accuracy", "wall_time_s", "parameters"}``.
     """
+    spec = DEMO_MODELS[check_model_name(model_name)]
+    recipe = RECIPES[model_name]
+    out = spec.weights if out is None else Path(out)
+    epochs = recipe["epochs"] if epochs is None else epochs
+    train_size = recipe["train_size"] if train_size is None else train_size
+    lr = recipe["lr"] if lr is None else lr
+    weight_decay = recipe["weight_decay"] if weight_decay is None else weight_decay
     if seed in _RESERVED_SEEDS:
         raise ValueError(f"seed must not be one of the held-out seeds {_RESERVED_SEEDS}; got {seed}")
     for name, value in (
@@ -105,17 +152,17 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
 
-    train_images, train_labels = _tensors(SceneDataset(train_size, seed))
-    heldout_images, heldout_labels = _tensors(SceneDataset(heldout_size, HELDOUT_SEED))
+    train_images, train_labels = _tensors(scenes(model_name, train_size, seed))
+    heldout_images, heldout_labels = _tensors(scenes(model_name, heldout_size, HELDOUT_SEED))
     print(
         f"generated {train_size} training and {heldout_size} held-out scenes in {time.perf_counter() - start:.1f} s",
         flush=True,
     )
 
-    model = DemoCNN()
+    model = build_model(model_name)
     parameters = sum(p.numel() for p in model.parameters())
     steps_per_epoch = (train_size + batch_size - 1) // batch_size
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2
     )
@@ -151,23 +198,29 @@ def train(
         "wall_time_s": round(wall_time, 1),
         "parameters": parameters,
     }
+    settings: dict[str, Any] = {
+        "heldout_seed": HELDOUT_SEED,
+        "heldout_size": heldout_size,
+        "seed": seed,
+        "epochs": epochs,
+        "train_size": train_size,
+        "batch_size": batch_size,
+        "lr": lr,
+        "threads": threads,
+    }
+    if model_name != "cnn":  # the demo CNN's metadata keeps the keys of its first release
+        settings = {"model": model_name, "scenario": spec.scenario, **settings, "weight_decay": weight_decay}
     save_demo_model(
         model.eval(),
         out,
         {
             **results,
-            "heldout_seed": HELDOUT_SEED,
-            "heldout_size": heldout_size,
-            "seed": seed,
-            "epochs": epochs,
-            "train_size": train_size,
-            "batch_size": batch_size,
-            "lr": lr,
-            "threads": threads,
+            **settings,
             "torch": str(torch.__version__),
             "numpy": np.__version__,
             "machine": platform.machine(),
         },
+        classes=spec.classes,
     )
     print(
         f"final held-out accuracy {heldout_accuracy:.4f} on {heldout_size} scenes; "
@@ -178,19 +231,88 @@ def train(
     return results
 
 
+def verify(model_name: str, out: Path) -> dict[str, Any]:
+    """Retrain the shipped model ``model_name`` into ``out`` with the settings of its metadata and compare.
+
+    Returns:
+        ``{"identical", "max_abs_difference", "shipped_accuracy", "retrained_accuracy", "passed"}``: whether every
+        weight is bit-identical, the largest weight difference, the two held-out accuracies, and whether the
+        retrained model passes (identical, or within :data:`ACCURACY_TOLERANCE`).
+    """
+    spec = DEMO_MODELS[check_model_name(model_name)]
+    shipped = torch.load(spec.weights, map_location="cpu", weights_only=True)
+    settings = shipped["metadata"]
+    results = train(
+        model_name,
+        out,
+        settings["epochs"],
+        settings["seed"],
+        settings["train_size"],
+        settings["heldout_size"],
+        settings["batch_size"],
+        settings["lr"],
+        settings["threads"],
+        settings.get("weight_decay"),
+    )
+    retrained = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    identical = all(torch.equal(value, retrained[key]) for key, value in shipped["state_dict"].items())
+    difference = max(
+        float((value.float() - retrained[key].float()).abs().max()) if value.is_floating_point() else 0.0
+        for key, value in shipped["state_dict"].items()
+    )
+    accuracy = float(settings["heldout_accuracy"])
+    report = {
+        "identical": identical,
+        "max_abs_difference": difference,
+        "shipped_accuracy": accuracy,
+        "retrained_accuracy": results["heldout_accuracy"],
+        "passed": identical or abs(results["heldout_accuracy"] - accuracy) <= ACCURACY_TOLERANCE,
+    }
+    print(
+        f"{model_name}: weights {'bit-identical' if identical else f'differ (max |dw| = {difference:.3g})'}; held-out "
+        f"accuracy shipped {accuracy:.4f}, retrained {results['heldout_accuracy']:.4f} -> "
+        f"{'PASS' if report['passed'] else 'FAIL'}",
+        flush=True,
+    )
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="Train the pytorch_grad_cam demo CNN on generated scenes.")
-    parser.add_argument("--out", type=Path, default=DEMO_WEIGHTS, help="output weights file")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser = argparse.ArgumentParser(description="Train a pytorch_grad_cam demo model on generated scenes.")
+    parser.add_argument("--model", choices=tuple(DEMO_MODELS), default="cnn", help="which model (default: cnn)")
+    parser.add_argument("--out", type=Path, default=None, help="output weights file (default: the shipped one)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-size", type=int, default=16_000)
+    parser.add_argument("--train-size", type=int, default=None, help="default: the model's recipe")
     parser.add_argument("--heldout-size", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=None, help="default: the model's recipe")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default: the model's recipe")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="retrain the shipped --model with its recorded settings into --out (default: a temporary file) and "
+        "compare with the shipped weights; exit 1 when it does not pass",
+    )
     args = parser.parse_args(argv)
-    train(args.out, args.epochs, args.seed, args.train_size, args.heldout_size, args.batch_size, args.lr, args.threads)
+    if args.verify:
+        with tempfile.TemporaryDirectory() as folder:
+            report = verify(args.model, args.out or Path(folder) / "retrained.pt")
+        raise SystemExit(0 if report["passed"] else 1)
+    train(
+        args.model,
+        args.out,
+        args.epochs,
+        args.seed,
+        args.train_size,
+        args.heldout_size,
+        args.batch_size,
+        args.lr,
+        args.threads,
+        args.weight_decay,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Metrics of CAM quality: the reference's perturbation metrics (ROAD, confidence change, ARCC), deletion /
 insertion AUC (RISE), the pointing games and relevance mass / rank accuracy against ground-truth masks, the
 model-randomisation sanity checks, and bootstrap statistics of per-image scores (confidence intervals of a mean,
-paired comparisons of two methods).
+paired comparisons of two methods), contrastive localisation (discriminative pointing game, relevance share)
+and intervention tests of what a model relies on.
 
 The reference's import paths are kept, e.g. ``from pytorch_grad_cam.metrics.road import ROADCombined``.
 """
@@ -17,7 +18,13 @@ from pytorch_grad_cam.metrics.cam_mult_image import (
     multiply_tensor_with_cam,
 )
 from pytorch_grad_cam.metrics.deletion_insertion import DeletionAUC, InsertionAUC
-from pytorch_grad_cam.metrics.localization import relevance_mass_accuracy, relevance_rank_accuracy
+from pytorch_grad_cam.metrics.intervention import InterventionResult, intervention_effect
+from pytorch_grad_cam.metrics.localization import (
+    discriminative_pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+    relevance_share,
+)
 from pytorch_grad_cam.metrics.perturbation_confidence import (
     AveragerAcrossThresholds,
     PerturbationConfidenceMetric,
@@ -62,6 +69,7 @@ __all__ = [
     "DropInConfidence",
     "IncreaseInConfidence",
     "InsertionAUC",
+    "InterventionResult",
     "NoisyLinearImputer",
     "PairedComparison",
     "PerturbationConfidenceMetric",
@@ -74,13 +82,16 @@ __all__ = [
     "RemoveLeastRelevantFirst",
     "RemoveMostRelevantFirst",
     "bootstrap_interval",
+    "discriminative_pointing_game",
     "energy_pointing_game",
+    "intervention_effect",
     "model_randomization_check",
     "multiply_tensor_with_cam",
     "paired_bootstrap",
     "pointing_game",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",
+    "relevance_share",
     "spearman_correlation",
     "ssim",
 ]

@@ -50,22 +50,26 @@ def check_maps(value: Any, name: str) -> torch.Tensor:
     return maps
 
 
-def check_maps_and_masks(cams: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated ``(B, H, W)`` maps (as :func:`check_maps` gives them) and bool masks of the same shape on the
-    maps' device; warns about empty masks."""
+def check_maps_and_masks(
+    cams: Any, masks: Any, name: str = "masks", warn_empty: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ``(B, H, W)`` maps (as :func:`check_maps` gives them) and bool masks (the argument ``name``) of
+    the same shape on the maps' device; warns about empty masks unless ``warn_empty`` is false."""
     cam_tensor = check_maps(cams, "cams")
-    mask_tensor = as_tensor(masks, "masks").detach()
+    mask_tensor = as_tensor(masks, name).detach()
     if mask_tensor.shape != cam_tensor.shape:
-        raise ValueError(f"masks must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}")
+        raise ValueError(
+            f"{name} must have the shape of cams {tuple(cam_tensor.shape)}; got {tuple(mask_tensor.shape)}"
+        )
     mask_tensor = mask_tensor.to(cam_tensor.device)
     if mask_tensor.dtype != torch.bool:
         if mask_tensor.is_complex() or not ((mask_tensor == 0) | (mask_tensor == 1)).all():
             raise ValueError(
-                f"masks must be boolean (or hold only 0 and 1); got dtype {mask_tensor.dtype} with other values"
+                f"{name} must be boolean (or hold only 0 and 1); got dtype {mask_tensor.dtype} with other values"
             )
         mask_tensor = mask_tensor != 0
     empty = ~mask_tensor.flatten(1).any(dim=1)
-    if empty.any():
+    if warn_empty and empty.any():
         warnings.warn(
             f"masks of image(s) {torch.nonzero(empty).flatten().tolist()} are empty: no pixel of the map can be on "
             "the object (a miss, energy 0)",
@@ -101,12 +105,16 @@ def pointing_game(cams: Maps, masks: np.ndarray | torch.Tensor, tolerance: float
     """
     tolerance = check_real(tolerance, "tolerance", 0)
     cam_tensor, mask_tensor = check_maps_and_masks(cams, masks)
-    batch = cam_tensor.shape[0]
-    flat = cam_tensor.reshape(batch, -1)
+    return pointing_hits(cam_tensor, mask_tensor, tolerance).cpu().numpy()
+
+
+def pointing_hits(cams: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """The pointing game's hits ``(B,)`` (bool tensor) of validated maps and bool masks (no checks)."""
+    batch = cams.shape[0]
+    flat = cams.reshape(batch, -1)
     is_max = flat == flat.max(dim=1, keepdim=True).values
-    near = _dilate(mask_tensor, tolerance).reshape(batch, -1)
-    hits = ~(is_max & ~near).any(dim=1)
-    return hits.cpu().numpy()
+    near = _dilate(masks, tolerance).reshape(batch, -1)
+    return ~(is_max & ~near).any(dim=1)
 
 
 def energy_pointing_game(cams: Maps, masks: np.ndarray | torch.Tensor) -> np.ndarray:

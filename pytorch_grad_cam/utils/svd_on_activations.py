@@ -4,7 +4,7 @@ All functions accept a numpy array or a torch tensor of shape ``(B, C, *spatial)
 (numpy arrays as ``np.float32``), of shape ``(B, *spatial)``. The caller's array is never modified.
 
 These are the reference release's functions and keep its behaviour: the SVD's / kernel PCA's own sign
-(``orientation="raw"``). The CAM classes orient the component by default (``orientation="energy"``, see
+(``orientation="raw"``). The CAM classes orient the component by default (``orientation="norm"``, see
 :func:`pytorch_grad_cam.core.projection.orient`).
 """
 
