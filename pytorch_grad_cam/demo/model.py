@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_positive_int
+from pytorch_grad_cam.core.checks import check_choice, check_positive_int
 from pytorch_grad_cam.demo.scenarios import SHORTCUT_CLASSES
 from pytorch_grad_cam.demo.scenes import MEAN, SCENE_SIZE, SHAPES, STD, normalize
 
@@ -52,12 +52,21 @@ ModelName = Literal["cnn", "mlp_head_cnn", "vit", "shortcut_cnn"]
 
 @dataclass(frozen=True)
 class DemoModelSpec:
-    """A shipped model: its weights file, its classes and the scenario it was trained on."""
+    """A shipped model: its weights file, its classes, the scenario it was trained on, and its architecture
+    (``"cnn"`` with a ``"linear"`` or ``"mlp"`` head, or ``"vit"``)."""
 
     weights: Path
     classes: tuple[str, ...]
     scenario: str
     description: str
+    architecture: Literal["cnn", "vit"] = "cnn"
+    head: Literal["linear", "mlp"] = "linear"
+
+    def build(self) -> DemoModel:
+        """A freshly initialised model of this architecture (from torch's global generator)."""
+        if self.architecture == "vit":
+            return DemoViT(len(self.classes))
+        return DemoCNN(len(self.classes), head=self.head)
 
 
 #: The shipped models, by name (``load_demo_model(name=...)``; trained by ``python -m pytorch_grad_cam.demo.train
@@ -65,9 +74,11 @@ class DemoModelSpec:
 DEMO_MODELS: dict[str, DemoModelSpec] = {
     "cnn": DemoModelSpec(DEMO_WEIGHTS, SHAPES, "single", "CNN, global average pooling + linear head"),
     "mlp_head_cnn": DemoModelSpec(
-        _WEIGHTS_DIR / "demo_mlp_head_cnn.pt", SHAPES, "single", "CNN, conv 1×1 + ReLU + pooling + MLP head"
+        _WEIGHTS_DIR / "demo_mlp_head_cnn.pt", SHAPES, "single", "CNN, conv 1×1 + ReLU + pooling + MLP head", head="mlp"
     ),
-    "vit": DemoModelSpec(_WEIGHTS_DIR / "demo_vit.pt", SHAPES, "single", "ViT, 8×8 patches, class token, 4 blocks"),
+    "vit": DemoModelSpec(
+        _WEIGHTS_DIR / "demo_vit.pt", SHAPES, "single", "ViT, 8×8 patches, class token, 4 blocks", architecture="vit"
+    ),
     "shortcut_cnn": DemoModelSpec(
         _WEIGHTS_DIR / "demo_shortcut_cnn.pt", SHORTCUT_CLASSES, "shortcut", "CNN trained where a marker decides"
     ),
@@ -76,9 +87,7 @@ DEMO_MODELS: dict[str, DemoModelSpec] = {
 
 def check_model_name(name: object) -> str:
     """``name`` if it names a shipped model (:data:`DEMO_MODELS`); ``ValueError`` naming the argument otherwise."""
-    if name not in DEMO_MODELS:
-        raise ValueError(f"name must be one of {tuple(DEMO_MODELS)}; got {name!r}")
-    return str(name)
+    return check_choice(name, "name", tuple(DEMO_MODELS))
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1) -> list[nn.Module]:
@@ -366,7 +375,7 @@ def load_demo_model(
     if classes != spec.classes:
         raise ValueError(f"the weights file {path} is for classes {classes}; the {name!r} model has {spec.classes}")
     architecture = (payload.get("architecture", "cnn"), (payload.get("config") or {}).get("head", "linear"))
-    expected = ("vit", "linear") if name == "vit" else ("cnn", "mlp" if name == "mlp_head_cnn" else "linear")
+    expected = (spec.architecture, spec.head)
     if architecture != expected:
         raise ValueError(
             f"the weights file {path} holds a {architecture[0]} with a {architecture[1]} head; the {name!r} model is "

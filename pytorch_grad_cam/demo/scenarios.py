@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pytorch_grad_cam.core.checks import check_int
+from pytorch_grad_cam.core.checks import check_choice, check_int
 from pytorch_grad_cam.demo.scenes import (
     _DATASET_TAG,
     _MIN_SIZE,
@@ -95,9 +95,7 @@ class BenchmarkScene:
 
 def check_scenario(scenario: object) -> str:
     """``scenario`` if it is one of :data:`SCENARIOS`; ``ValueError`` naming the argument otherwise."""
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {SCENARIOS}; got {scenario!r}")
-    return str(scenario)
+    return check_choice(scenario, "scenario", SCENARIOS)
 
 
 def _noise(rng: np.random.Generator, image: np.ndarray, weight: np.ndarray | float = 1.0) -> np.ndarray:
@@ -342,16 +340,15 @@ class BenchmarkScenes(Dataset):
         right region and every other object's pixels (the other class's object, the shortcut's shape, the
         distractor objects) as the wrong one."""
         scenes = self.scenes()
+        images = np.zeros((self.n, self.size, self.size, 3), np.float32)
         scene_index, labels, right, wrong = [], [], [], []
         for index, scene in enumerate(scenes):
+            images[index] = scene.image
             for k, label in enumerate(scene.labels):
                 scene_index.append(index)
                 labels.append(label)
                 right.append(scene.masks[k])
                 wrong.append(np.delete(scene.masks, k, axis=0).any(axis=0) | scene.other)
-        images = np.zeros((self.n, self.size, self.size, 3), np.float32)
-        for index, scene in enumerate(scenes):
-            images[index] = scene.image
         shape = (0, self.size, self.size)
         scene_array = np.asarray(scene_index, dtype=np.int64)
         return Explanations(

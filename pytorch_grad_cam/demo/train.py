@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_grad_cam.core.checks import check_positive_int
-from pytorch_grad_cam.demo.model import DEMO_MODELS, DemoCNN, DemoModel, DemoViT, check_model_name, save_demo_model
+from pytorch_grad_cam.demo.model import DEMO_MODELS, DemoModel, check_model_name, save_demo_model
 from pytorch_grad_cam.demo.scenarios import BenchmarkScenes, ShortcutTrainingScenes
 from pytorch_grad_cam.demo.scenes import SceneDataset
 
@@ -58,10 +58,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def build_model(name: str) -> DemoModel:
     """A freshly initialised (from torch's global generator) model of the architecture of ``name``."""
-    spec = DEMO_MODELS[check_model_name(name)]
-    if name == "vit":
-        return DemoViT(len(spec.classes))
-    return DemoCNN(len(spec.classes), head="mlp" if name == "mlp_head_cnn" else "linear")
+    return DEMO_MODELS[check_model_name(name)].build()
 
 
 def scenes(name: str, n: int, seed: int) -> SceneDataset | BenchmarkScenes:
