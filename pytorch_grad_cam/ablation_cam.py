@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Literal
 
 import torch
@@ -12,16 +11,14 @@ from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.core import LayerRecord, Target
 from pytorch_grad_cam.core.checks import check_choice, check_real
 from pytorch_grad_cam.core.layers import channel_axis_of
-from pytorch_grad_cam.core.outputs import map_tensors, row_scores, target_scores
+from pytorch_grad_cam.core.outputs import check_finite_scores, map_tensors, row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import ActivationShapeError, PerturbationCAM, check_same_layout, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
 from pytorch_grad_cam.core.types import Layers, Reshape
-from pytorch_grad_cam.utils.layer_split import LayerSplit
+from pytorch_grad_cam.utils.layer_split import LayerSplit, split_at
 
 Strategy = Literal["auto", "fast", "full"]
 _STRATEGIES: tuple[Strategy, ...] = ("auto", "fast", "full")
-#: Channels re-run in full to check the fast path on each call (``strategy="auto"``).
-_CHECKED_CHANNELS = 2
 
 
 class AblationCAM(PerturbationCAM):
@@ -34,11 +31,15 @@ class AblationCAM(PerturbationCAM):
     The reference divides by ``y``, which turns every weight around when the score is negative; dividing by
     ``|y|`` keeps "the score drops without this channel" positive (identical numbers for positive scores).
 
-    Speed: the network up to the target layer runs once per image. By default (``strategy="auto"``) the model
-    is cut at the target layer with ``torch.fx``; each batch of ablated layer outputs then runs through what
-    follows the layer only, and on every call the first channels are also re-run through the whole model to
-    check that both agree. When the model cannot be cut, or the check fails, every batch runs through the
-    whole model (the layer's output replaced by a forward hook), as the reference does.
+    Speed: one forward pass of the model, plus what follows the target layer once per ablated channel. By default
+    (``strategy="auto"``) the model is cut at the target layer with ``torch.fx`` (traced once per model and layer,
+    and reused by later calls and other CAM objects); each batch of ablated layer outputs runs through what
+    follows the layer only, fed with the layer output recorded in the forward pass (and the model input). Only
+    when that part also reads other values of the network before the layer (a skip connection over it) does the
+    network up to the layer run once more, for the whole batch. On every call the cut model must first give the
+    model's own score for the first image from its recorded layer output (no extra forward pass); when the model
+    cannot be cut, or that check fails, every batch runs through the whole model (the layer's output replaced by
+    a forward hook), as the reference does.
 
     Args:
         model: the network to explain.
@@ -87,7 +88,6 @@ class AblationCAM(PerturbationCAM):
         self.ablation_layer = ablation_layer
         self.ratio_channels_to_ablate = ratio
         self.fast_path_used: list[bool] = []
-        self._splits: dict[int, LayerSplit | ValueError] = {}
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations
@@ -99,10 +99,9 @@ class AblationCAM(PerturbationCAM):
         self._follow_layout(raw, channels)
         original = target_scores(targets, self.outputs).to(activations.device)
         ablated_scores = original[:, None].repeat(1, channels)
-        split = self._split(target_layer) if self.strategy != "full" else None
-        check = self.strategy == "auto"
 
         with torch.no_grad():  # not inference mode: a model may cache tensors for later calls (YOLO's anchors)
+            split, carried = self._cut_model(target_layer, input_tensor, raw, targets[0], original[0], layer_name)
             picks = [
                 torch.as_tensor(
                     self.ablation_layer.activations_to_be_ablated(activations[i], self.ratio_channels_to_ablate)
@@ -112,25 +111,19 @@ class AblationCAM(PerturbationCAM):
             batches = sum(-(-len(pick) // self.batch_size) for pick in picks)
             with progress_bar(batches, self.progress, "AblationCAM") as bar:
                 for image in range(images):
-                    one_image = input_tensor[image : image + 1]
-                    own_rows = map_tensors(raw, operator.itemgetter(slice(image, image + 1)))
-                    carried = self._head(split, one_image, own_rows, layer_name)
+                    rows = LayerSplit.image_rows(carried, image, images)
                     for start in range(0, len(picks[image]), self.batch_size):
                         chosen = picks[image][start : start + self.batch_size]
-                        if split is not None and carried is not None and check:
-                            check = False
-                            if not self._fast_path_agrees(
-                                split, carried, raw, image, one_image, chosen, targets[image], target_layer
-                            ):
-                                split = carried = None
                         batch = self._ablated_batch(raw, image, chosen)
-                        if split is not None and carried is not None:
-                            outputs = split.tail(batch, carried, len(chosen))
+                        if split is not None:
+                            outputs = split.tail(batch, rows, len(chosen))
                         else:
+                            one_image = input_tensor[image : image + 1]
                             outputs = self._full_run(one_image, batch, len(chosen), target_layer, layer_name)
-                        scores = row_scores(targets[image], outputs, len(chosen))
+                        scores = row_scores(targets[image], outputs, len(chosen), check=False)
                         ablated_scores[image, chosen.to(ablated_scores.device)] = scores.to(ablated_scores.device)
                         bar.update()
+        check_finite_scores(ablated_scores, targets)
         self.fast_path_used.append(split is not None)
         original = original[:, None].clone()
         return (original - ablated_scores.clone()) / original.abs()
@@ -158,29 +151,52 @@ class AblationCAM(PerturbationCAM):
         return self.ablation_layer(None)
 
     # ------------------------------------------------------------------------------ the two paths
-    def _split(self, layer: nn.Module) -> LayerSplit | None:
-        """The model cut at ``layer`` (cached); ``None`` when it cannot be cut and the strategy allows it."""
-        if id(layer) not in self._splits:
+    def _cut_model(
+        self, layer: nn.Module, inputs: torch.Tensor, raw: Any, target: Target, score: torch.Tensor, layer_name: str
+    ) -> tuple[LayerSplit | None, list[Any]]:
+        """The model cut at ``layer`` (traced once per model and layer, see :func:`split_at`) and the values its
+        tail needs, once it has reproduced the model's own score for the first image; ``(None, [])`` for the full
+        re-run. A cut model traced by an earlier call that no longer agrees (modules swapped since) is traced again.
+        """
+        if self.strategy == "full":
+            return None, []
+        reason = ""
+        for retrace in (False, True):
             try:
-                self._splits[id(layer)] = LayerSplit(self.model, layer)
+                split, reused = split_at(self.model, layer, retrace=retrace)
             except ValueError as error:
-                self._splits[id(layer)] = error
-        split = self._splits[id(layer)]
-        if isinstance(split, ValueError):
-            if self.strategy == "fast":
-                raise ValueError(f"strategy='fast' cannot cut the model at the target layer: {split}") from split
-            return None
-        return split
+                reason = str(error)
+                break
+            carried = split.carried(inputs, raw)
+            if split.needs_head:
+                check_same_layout(raw, carried[split.cut_index], layer_name)
+            if self._reproduces(split, carried, len(inputs), raw, target, score):
+                return split, carried
+            reason = "the cut model does not give the model's own score for the first image"
+            if not reused:
+                break
+        if self.strategy == "fast":
+            raise ValueError(f"strategy='fast' cannot cut the model at the target layer: {reason}")
+        return None, []
 
-    def _head(
-        self, split: LayerSplit | None, image: torch.Tensor, layer_output: Any, layer_name: str
-    ) -> list[Any] | None:
-        """What the tail needs for one image (the network up to the layer runs here, once)."""
-        if split is None:
-            return None
-        carried = split.head(image)
-        check_same_layout(layer_output, carried[split.cut_index], layer_name)
-        return carried
+    @staticmethod
+    def _reproduces(
+        split: LayerSplit, carried: list[Any], images: int, raw: Any, target: Target, score: torch.Tensor
+    ) -> bool:
+        """Whether the cut model, given two copies of the first image's own layer output (a batch shaped as the
+        ablated ones, the carried values expanded as for them), gives the model's score ``score`` in both rows:
+        checked on every call without running the model again."""
+        count = 2
+        own = map_tensors(raw, lambda tensor: tensor[:1].expand(count, *tensor.shape[1:]).clone())
+        rows = LayerSplit.image_rows(carried, 0, images)
+        try:
+            got = row_scores(target, split.tail(own, rows, count), count)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            if isinstance(error, ActivationShapeError):
+                raise
+            return False
+        scale = max(1.0, float(score.abs()))
+        return torch.allclose(got, score.expand(count), rtol=1e-4, atol=1e-4 * scale)
 
     def _full_run(self, image: torch.Tensor, ablated: Any, count: int, layer: nn.Module, layer_name: str) -> Any:
         """The whole model on ``count`` copies of ``image``, with ``layer``'s output replaced by ``ablated``."""
@@ -191,28 +207,3 @@ class AblationCAM(PerturbationCAM):
 
         with replaced_output(layer, replace):
             return self.model(image.repeat(count, *([1] * (image.ndim - 1))))
-
-    def _fast_path_agrees(
-        self,
-        split: LayerSplit,
-        carried: list[Any],
-        raw: Any,
-        image: int,
-        one_image: torch.Tensor,
-        chosen: torch.Tensor,
-        target: Target,
-        layer: nn.Module,
-    ) -> bool:
-        """Whether the cut model gives the whole model's scores on the first channels of the first batch."""
-        chosen = chosen[:_CHECKED_CHANNELS]
-        count = len(chosen)
-        whole = self._full_run(one_image, self._ablated_batch(raw, image, chosen), count, layer, "the target layer")
-        expected = row_scores(target, whole, count)
-        try:
-            got = row_scores(target, split.tail(self._ablated_batch(raw, image, chosen), carried, count), count)
-        except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            if isinstance(error, ActivationShapeError):
-                raise
-            return False
-        scale = max(1.0, float(expected.abs().max()))
-        return torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)

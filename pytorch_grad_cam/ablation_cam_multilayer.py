@@ -16,7 +16,7 @@ from torch import nn
 
 from pytorch_grad_cam.core import BaseCAM, LayerRecord
 from pytorch_grad_cam.core.checks import check_callable, describe
-from pytorch_grad_cam.core.outputs import row_scores, target_scores
+from pytorch_grad_cam.core.outputs import check_finite_scores, row_scores, target_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
 from pytorch_grad_cam.core.types import Reshape
@@ -124,8 +124,9 @@ class AblationCAM(PerturbationCAM):
                             ablation = AblationLayer(target_layer, self.reshape_transform, chosen)
                             stack.enter_context(replaced_output(target_layer, ablation.ablate))
                         outputs = self.model(copies)
-                    ablated[image, chosen] = row_scores(target, outputs, len(chosen)).to(device)
+                    ablated[image, chosen] = row_scores(target, outputs, len(chosen), check=False).to(device)
                     bar.update()
+        check_finite_scores(ablated, targets)
         self.joint_weights = (original[:, None] - ablated) / original[:, None].abs()
         return self.joint_weights
 

@@ -33,6 +33,8 @@ class AblationLayer(nn.Module):
     activations: Any
     #: The axis of the layer output holding the channels (1: ``(N, C, *spatial)``; -1: channels last, tokens).
     channel_axis: int = 1
+    #: The value of an ablated channel for the batch prepared by :meth:`set_next_batch`.
+    _value: torch.Tensor | None = None
 
     # ------------------------------------------------------------------------------ channel selection
     def objectiveness_mask_from_svd(self, activations: torch.Tensor, threshold: float = 0.01) -> torch.Tensor:
@@ -73,12 +75,18 @@ class AblationLayer(nn.Module):
         """Prepare ``num_channels_to_ablate`` copies of image ``input_batch_index`` of the layer output."""
         row = activations[input_batch_index : input_batch_index + 1]
         self.activations = row.repeat(num_channels_to_ablate, *([1] * (row.ndim - 1)))
+        self._value = self._ablation_value_of(row)
+
+    @staticmethod
+    def _ablation_value_of(activations: torch.Tensor) -> torch.Tensor:
+        """:meth:`ablation_value` as a 0-d tensor on the activations' device (no wait for the device)."""
+        low = activations.min()
+        return torch.where(low == 0, torch.zeros_like(low), low - ABLATION_OFFSET)
 
     @staticmethod
     def ablation_value(activations: torch.Tensor) -> float:
         """0 for a layer whose minimum is 0, else ``min - 1e7``."""
-        low = float(activations.min())
-        return 0.0 if low == 0 else low - ABLATION_OFFSET
+        return float(AblationLayer._ablation_value_of(activations))
 
     def forward(self, x: Any = None) -> Any:
         """The prepared batch with channel ``indices[i]`` (on :attr:`channel_axis`) of row ``i`` ablated (``x`` is
@@ -89,7 +97,11 @@ class AblationLayer(nn.Module):
             raise ValueError("AblationLayer.channel_axis cannot be the batch axis 0")
         rows = torch.arange(output.shape[0], device=output.device)
         channels = self.indices[: output.shape[0]].to(output.device)
-        output[(rows,) + (slice(None),) * (axis - 1) + (channels,)] = self.ablation_value(output)
+        value = self._value
+        if value is None or value.device != output.device:  # activations set directly, not by set_next_batch
+            value = self._ablation_value_of(output)
+        output[(rows,) + (slice(None),) * (axis - 1) + (channels,)] = value.to(output.dtype)
+        self._value = None
         return output
 
 

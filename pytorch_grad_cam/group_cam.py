@@ -11,7 +11,7 @@ from pytorch_grad_cam.core import LayerRecord
 from pytorch_grad_cam.core.checks import check_positive_int, check_real
 from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.needs import GRADIENTS
-from pytorch_grad_cam.core.outputs import row_scores
+from pytorch_grad_cam.core.outputs import check_finite_scores, row_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
 
@@ -75,11 +75,12 @@ class GroupCAM(PerturbationCAM):
         with torch.no_grad(), progress_bar(images * -(-count // step), self.progress, "GroupCAM") as bar:
             blurred = gaussian_blur(input_tensor, self.blur_kernel_size, self.blur_sigma)
             for image in range(images):
-                base = row_scores(targets[image], self.model(blurred[image : image + 1]), 1)
+                base = row_scores(targets[image], self.model(blurred[image : image + 1]), 1, check=False)
                 for start in range(0, count, step):
                     mask = masks[image, start : start + step, None].to(input_tensor.dtype)
                     mixed = input_tensor[image : image + 1] * mask + blurred[image : image + 1] * (1 - mask)
-                    scores = row_scores(targets[image], self.model(mixed), mask.shape[0])
+                    scores = row_scores(targets[image], self.model(mixed), mask.shape[0], check=False)
                     gains[image, start : start + step] = (scores - base).clamp_min(0)
                     bar.update()
+        check_finite_scores(gains, targets)
         return (gains.clone()[..., None, None] * masks).sum(dim=1)

@@ -41,9 +41,12 @@ class NoiseTunnel(CAMWrapper):
         num_samples: number of noisy copies ``n`` (one call of ``cam`` each, on the whole batch).
         noise_level: noise standard deviation as a fraction of each image's value range.
         progress: show a tqdm progress bar over the noisy copies.
-        model, target_layers, reshape_transform, base_method, **kwargs: build the wrapped method
-            ``base_method(model, target_layers, reshape_transform, **kwargs)`` (GradCAM by default) when ``cam``
-            is ``None``.
+        model: when ``cam`` is ``None``, the wrapped method is built as
+            ``base_method(model, target_layers, reshape_transform, **kwargs)``.
+        target_layers: passed to ``base_method`` when ``cam`` is ``None``.
+        reshape_transform: passed to ``base_method`` when ``cam`` is ``None``.
+        base_method: the CAM class built when ``cam`` is ``None`` (GradCAM by default).
+        **kwargs: passed to ``base_method`` when ``cam`` is ``None``.
     """
 
     default_base_method = GradCAM

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pytorch_grad_cam.core import LayerRecord
-from pytorch_grad_cam.core.outputs import row_scores
+from pytorch_grad_cam.core.outputs import check_finite_scores, output_rows, row_scores
 from pytorch_grad_cam.core.perturbation import PerturbationCAM, progress_bar
 from pytorch_grad_cam.core.scaling import min_max_scale
 
@@ -45,8 +45,9 @@ class ScoreCAM(PerturbationCAM):
         """``s[b, c] = (1/n) Σ_i y_b(x_b ⊙ vary_i(M_c))``: the target scores of the inputs masked by each channel's
         mask ``M_c`` (upsampled activation, min-max normalised) or by ``n`` variants of it (SS-CAM, IS-CAM).
 
-        The ``C · n`` masked inputs of an image are built and evaluated ``batch_size`` at a time under
-        ``torch.no_grad()``, without hooks.
+        The ``B · C · n`` masked inputs of the whole batch are built and evaluated ``batch_size`` at a time (a
+        forward pass can hold copies of several images) under ``torch.no_grad()``, without hooks and without
+        waiting for the device between passes.
 
         Returns:
             float32 ``(B, C)`` on the activations' device.
@@ -57,20 +58,31 @@ class ScoreCAM(PerturbationCAM):
         # as the reference: bilinear with aligned corners in 2-D, trilinear (corners not aligned) in 3-D
         mode, align = ("bilinear", True) if len(spatial) == 2 else ("trilinear", False)
         step = self.batch_size
-        pairs = channels * num_samples
-        scores = torch.zeros(images, channels, device=activations.device)
-        batches = images * -(-pairs // step)
-        with torch.no_grad(), progress_bar(batches, self.progress, type(self).__name__) as bar:
-            for image in range(images):
-                for start in range(0, pairs, step):
-                    pair = torch.arange(start, min(start + step, pairs), device=activations.device)
-                    channel, sample = pair // num_samples, pair % num_samples
-                    chunk = activations[image, channel][None]
-                    masks = F.interpolate(chunk, size=spatial, mode=mode, align_corners=align)[0]
-                    masks = min_max_scale(masks, eps=1e-8)
-                    if vary is not None:
-                        masks = vary(masks, sample)
-                    masked = input_tensor[image : image + 1] * masks[:, None].to(input_tensor.dtype)
-                    scores[image].index_add_(0, channel, row_scores(targets[image], self.model(masked), len(pair)))
-                    bar.update()
+        pairs = channels * num_samples  # masked inputs per image
+        total = images * pairs
+        device = activations.device
+        scores = torch.zeros(images * channels, device=device)
+        with torch.no_grad(), progress_bar(-(-total // step), self.progress, type(self).__name__) as bar:
+            for start in range(0, total, step):
+                stop = min(start + step, total)
+                flat = torch.arange(start, stop, device=device)
+                image, pair = flat // pairs, flat % pairs
+                channel, sample = pair // num_samples, pair % num_samples
+                chunk = activations[image, channel][:, None]
+                masks = min_max_scale(
+                    F.interpolate(chunk, size=spatial, mode=mode, align_corners=align)[:, 0], eps=1e-8
+                )
+                if vary is not None:
+                    masks = vary(masks, sample)
+                masked = input_tensor[image] * masks[:, None].to(input_tensor.dtype)
+                outputs = self.model(masked)
+                for first in range(start // pairs, (stop - 1) // pairs + 1):  # the images this pass holds copies of
+                    rows = slice(max(start, first * pairs) - start, min(stop, (first + 1) * pairs) - start)
+                    count = rows.stop - rows.start
+                    part = outputs if count == stop - start else output_rows(outputs, rows, stop - start)
+                    scored = row_scores(targets[first], part, count, check=False)
+                    scores.index_add_(0, (image * channels + channel)[rows], scored)
+                bar.update()
+        scores = scores.view(images, channels)
+        check_finite_scores(scores, targets)
         return scores.clone() / num_samples

@@ -159,8 +159,9 @@ class SESS(CAMWrapper):
 
         total = torch.zeros(height, width, device=image.device)
         counts = torch.zeros(height, width, device=image.device)
-        for start in range(0, len(kept), self.batch_size):
-            chosen = kept[start : start + self.batch_size].tolist()
+        order = kept.tolist()  # one wait for the device per image, not one per batch
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
             batch = torch.cat([patches[j] for j in chosen])
             maps = self.base_cam.compute(batch, [target] * len(chosen), **cam_options).detach().float()
             maps = maps * weights[start : start + len(chosen)].to(maps.device)[:, None, None]

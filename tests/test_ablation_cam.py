@@ -373,10 +373,17 @@ class ShapeShifter(nn.Module):
 
 @pytest.mark.parametrize("strategy", ["full", "auto"])
 def test_a_model_that_changes_the_activation_shape_is_a_clear_error(strategy):
+    """The full re-run runs the model again and sees the new shape: a clear error. The cut model never runs the
+    network before the layer again (its tail reads only the recorded layer output), so it explains the one
+    forward pass it saw."""
     model = ShapeShifter().train()
     cam = AblationCAM(model, [model.relu], strategy=strategy, progress=False)
-    with pytest.raises(ValueError, match=r"target_layers\[0\] gave activations of shape .* but .* in the first pass"):
-        cam(torch.rand(1, 2, 4, 4), [ClassifierOutputTarget(0)])
+    if strategy == "full":
+        with pytest.raises(ValueError, match=r"target_layers\[0\] gave activations of shape .* but .* first pass"):
+            cam(torch.rand(1, 2, 4, 4), [ClassifierOutputTarget(0)])
+    else:
+        assert cam(torch.rand(1, 2, 4, 4), [ClassifierOutputTarget(0)]).shape == (1, 4, 4)
+        assert cam.fast_path_used == [True]
     assert hook_count(model) == 0
     assert all(module.training for module in model.modules())
 
@@ -430,3 +437,105 @@ def test_fast_path_traces_optional_arguments_as_none() -> None:
     assert fast.fast_path_used == [True]
     full = AblationCAM(model, [model.relu], strategy="full", progress=False)(x, targets)
     np.testing.assert_allclose(maps, full, atol=1e-5)
+
+
+# ------------------------------------------------------------------ one forward pass, traced once
+class CountingCNN(ConvReluFc):
+    """Counts the calls of ``conv`` (the network before the target layer ``relu``)."""
+
+    def __init__(self, skip: bool = False) -> None:
+        super().__init__()
+        self.skip = skip
+        self.calls = 0
+        self.conv.register_forward_hook(self._count)
+
+    def _count(self, module: nn.Module, inputs: object, output: object) -> None:
+        self.calls += 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.conv(x)
+        pooled = self.relu(a).mean(dim=(2, 3))
+        if self.skip:  # a skip connection over the target layer: the tail reads the conv output too
+            pooled = pooled + a.mean(dim=(2, 3))
+        return self.fc(pooled)
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["layer-output-only", "skip-connection"])
+def test_the_network_before_the_layer_runs_once_per_call(skip):
+    """The tail reads the layer output recorded in the forward pass: nothing before the layer runs again. With a
+    skip connection over the layer the part before it runs once more, for the whole batch (not once per image)."""
+    torch.manual_seed(0)
+    model = CountingCNN(skip).eval()
+    x = torch.randn(3, 3, 6, 6)
+    targets = [ClassifierOutputTarget(k) for k in (0, 1, 2)]
+    cam = AblationCAM(model, [model.relu], batch_size=2, progress=False)
+    cam(x, targets)  # traces the cut (the tracer calls forward on proxies; hooks do not count them)
+    model.calls = 0
+    fast = cam(x, targets)
+    assert cam.fast_path_used == [True]
+    assert model.calls == (2 if skip else 1)
+    full = AblationCAM(model, [model.relu], batch_size=2, strategy="full", progress=False)(x, targets)
+    np.testing.assert_allclose(fast, full, atol=TOL)
+
+
+def test_the_cut_is_traced_once_per_model_and_layer(monkeypatch):
+    from pytorch_grad_cam.utils import layer_split
+
+    traced = []
+    original = layer_split.LayerSplit.__init__
+
+    def counting(self, model, layer):
+        traced.append(layer)
+        original(self, model, layer)
+
+    monkeypatch.setattr(layer_split.LayerSplit, "__init__", counting)
+    torch.manual_seed(0)
+    model = CountingCNN().eval()
+    x = torch.randn(2, 3, 6, 6)
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(1)]
+    for _ in range(2):  # two objects, two calls each
+        cam = AblationCAM(model, [model.relu], progress=False)
+        cam(x, targets)
+        cam(x, targets)
+    assert traced == [model.relu]
+    other = CountingCNN().eval()
+    AblationCAM(other, [other.relu], progress=False)(x, targets)
+    assert traced == [model.relu, other.relu]
+
+
+def test_a_module_swapped_after_tracing_is_traced_again():
+    """The cached cut still holds the old head: it no longer gives the model's score, so it is traced again."""
+    torch.manual_seed(0)
+    model = CountingCNN().eval()
+    x = torch.randn(2, 3, 6, 6)
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(1)]
+    AblationCAM(model, [model.relu], progress=False)(x, targets)
+    model.fc = nn.Linear(4, 3)
+    cam = AblationCAM(model, [model.relu], progress=False)
+    fast = cam(x, targets)
+    assert cam.fast_path_used == [True]
+    full = AblationCAM(model, [model.relu], strategy="full", progress=False)(x, targets)
+    np.testing.assert_allclose(fast, full, atol=TOL)
+
+
+def test_the_trace_cache_does_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    model = CountingCNN().eval()
+    AblationCAM(model, [model.relu], progress=False)(torch.randn(1, 3, 6, 6), [ClassifierOutputTarget(0)])
+    reference = weakref.ref(model)
+    del model
+    gc.collect()
+    assert reference() is None
+
+
+def test_a_fast_path_that_disagrees_is_refused_with_strategy_fast():
+    """``strategy='fast'`` raises when the cut model does not give the model's own score (here: the tail writes
+    into a value of the first part in place, which the expanded copies refuse)."""
+    torch.manual_seed(0)
+    model = TailWritesInPlace().eval()
+    cam = AblationCAM(model, [model.relu], strategy="fast", progress=False)
+    with pytest.raises(ValueError, match="strategy='fast' cannot cut the model at the target layer: the cut model"):
+        cam(torch.randn(2, 3, 6, 6), [ClassifierOutputTarget(0), ClassifierOutputTarget(1)])
+    assert hook_count(model) == 0

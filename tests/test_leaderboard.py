@@ -5,31 +5,20 @@ the figures, the intervention test of the shortcut run."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def leaderboard() -> ModuleType:
-    """The script imported as a module (``benchmarks`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("leaderboard_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
+    """The script imported as a module."""
+    return load_script("leaderboard")
 
 
 def _tables(markdown: str) -> list[tuple[list[str], list[list[str]]]]:

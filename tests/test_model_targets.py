@@ -442,3 +442,35 @@ def test_image_text_similarity_bad_input() -> None:
         target(torch.ones(4))
     with pytest.raises(TypeError, match=r"expects an image embedding: .* got dict"):
         target({"logits": torch.ones(3)})
+
+
+# ---------------------------------------------------------------- many perturbed copies scored at once
+def test_classifier_targets_score_rows_as_they_score_each_row() -> None:
+    from pytorch_grad_cam.core.outputs import row_scores
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    torch.manual_seed(0)
+    outputs = torch.randn(5, 7)
+    for target in (ClassifierOutputTarget(3), ClassifierOutputSoftmaxTarget(6), ClassifierOutputTarget(-1)):
+        expected = torch.stack([target(row).float() for row in outputs])
+        torch.testing.assert_close(target.score_rows(outputs, 5), expected)
+        torch.testing.assert_close(row_scores(target, outputs, 5), expected)
+    assert ClassifierOutputTarget(3).score_rows(outputs[0], 1) is None  # not a (count, classes) output
+    with pytest.raises(ValueError, match="category must be in"):
+        row_scores(ClassifierOutputTarget(9), outputs, 5)
+
+
+def test_unchecked_row_scores_are_checked_once_later() -> None:
+    from pytorch_grad_cam.core.outputs import check_finite_scores, row_scores
+
+    outputs = torch.zeros(3, 4)
+    outputs[1, 2] = float("nan")
+    target = ClassifierOutputTarget(2)
+    with pytest.raises(ValueError, match=r"a target \(ClassifierOutputTarget\(2\)\) returned a non-finite score"):
+        row_scores(target, outputs, 3)
+    scores = row_scores(target, outputs, 3, check=False)
+    assert torch.isnan(scores[1])
+    with pytest.raises(
+        ValueError, match=r"targets\[1\] \(ClassifierOutputTarget\(2\)\) returned a non-finite score \(nan\)"
+    ):
+        check_finite_scores(torch.stack([torch.zeros(3), scores]), [target, target])

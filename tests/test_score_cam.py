@@ -99,11 +99,12 @@ def test_masked_inputs_are_batched_silent_and_without_autograd(tiny_cnn, golden_
     handle.remove()
     first, *masked = model.calls
     assert first[0] == 2
-    assert [size for size, _, _ in masked] == [5] * 6 + [2] + [5] * 6 + [2]  # 32 channels per image
+    # 2 images x 32 channels, batched across the images: the 7th pass holds 2 copies of each image
+    assert [size for size, _, _ in masked] == [5] * 12 + [4]
     assert all(not inference and not grad for _, inference, grad in masked)
     # BaseCAM's hooks only existed during the first pass: its record holds the first pass only
     assert cam.activations_and_grads.activations[0].shape == (2, 32, 12, 14)
-    assert len(layer_calls) == 1 + 14
+    assert len(layer_calls) == 1 + 13
     assert hook_count(tiny_cnn) == 0
 
 

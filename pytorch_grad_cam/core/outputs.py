@@ -93,11 +93,26 @@ def output_for_image(output: Any, index: int, batch_size: int | None = None) -> 
     if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
         return output[index]
 
-    def image_rows(tensor: torch.Tensor) -> torch.Tensor:
+    return _batched_part(output, index, batch_size)
+
+
+def output_rows(output: Any, rows: slice, batch_size: int) -> Any:
+    """The rows ``rows`` of a model output for a batch of ``batch_size`` inputs, keeping its structure (what
+    :func:`output_for_image` keeps for one image, here for several: the part of a batch of perturbed copies of
+    several images that belongs to one of them)."""
+    if isinstance(output, (list, tuple)) and output and all(isinstance(item, Mapping) for item in output):
+        return output[rows]
+    return _batched_part(output, rows, batch_size)
+
+
+def _batched_part(output: Any, index: int | slice, batch_size: int | None) -> Any:
+    """``output`` with every tensor batched by input indexed ``[index]`` (see :func:`output_for_image`)."""
+
+    def part(tensor: torch.Tensor) -> torch.Tensor:
         batched = tensor.ndim >= 1 and (batch_size is None or tensor.shape[0] == batch_size)
         return tensor[index] if batched else tensor
 
-    return _map(output, image_rows, keep_whole=is_text_entry)
+    return _map(output, part, keep_whole=is_text_entry)
 
 
 def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | None = 0) -> torch.Tensor:
@@ -110,39 +125,72 @@ def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | No
         TypeError: when a target does not return a tensor.
         ValueError: when a score is NaN or infinite (no map can be computed from it).
     """
+    stacked = _scores(targets, outputs, first_index)
+    check_finite_scores(stacked, targets, first_index)
+    return stacked
 
-    def name(index: int) -> str:
-        return "a target" if first_index is None else f"targets[{first_index + index}]"
 
+def _target_name(index: int, first_index: int | None) -> str:
+    return "a target" if first_index is None else f"targets[{first_index + index}]"
+
+
+def _scores(targets: Sequence[Target], outputs: Any, first_index: int | None) -> torch.Tensor:
+    """:func:`target_scores` without the finiteness check."""
     scores = []
     for index, target in enumerate(targets):
         score = target(output_for_image(outputs, index, len(targets)))
         if not isinstance(score, torch.Tensor):
-            raise TypeError(f"{name(index)} must return a torch.Tensor; got {describe(score)}")
+            raise TypeError(f"{_target_name(index, first_index)} must return a torch.Tensor; got {describe(score)}")
         scores.append(score.float().sum())
-    stacked = torch.stack(scores)
-    finite = torch.isfinite(stacked.detach())
-    if not bool(finite.all()):
-        index = int((~finite).nonzero()[0, 0])
-        raise ValueError(
-            f"{name(index)} ({targets[index]!r}) returned a non-finite score ({float(stacked.detach()[index])}); a CAM "
-            "needs a finite score: check the target and the model output"
-        )
-    return stacked
+    return torch.stack(scores)
 
 
-def row_scores(target: Target, outputs: Any, count: int) -> torch.Tensor:
-    """One ``target`` applied to each of the ``count`` rows of a batch of perturbed copies of one image.
+def check_finite_scores(scores: torch.Tensor, targets: Sequence[Target], first_index: int | None = 0) -> None:
+    """Raise when a score is NaN or infinite; row ``i`` of ``scores`` (``(B,)``, or ``(B, k)`` for the scores of
+    ``k`` perturbed copies of each image) came from ``targets[i]``. One wait for the device, however many scores.
 
     Raises:
-        ValueError: when a tensor output does not hold ``count`` rows.
+        ValueError: naming the target and the value.
+    """
+    finite = torch.isfinite(scores.detach())
+    if bool(finite.all()):
+        return
+    position = (~finite).nonzero()[0]
+    index = int(position[0])
+    raise ValueError(
+        f"{_target_name(index, first_index)} ({targets[index]!r}) returned a non-finite score "
+        f"({float(scores.detach()[tuple(position)])}); a CAM needs a finite score: check the target and the model "
+        "output"
+    )
+
+
+def row_scores(target: Target, outputs: Any, count: int, *, check: bool = True) -> torch.Tensor:
+    """One ``target`` applied to each of the ``count`` rows of a batch of perturbed copies of one image, as a
+    float32 ``(count,)`` tensor: in one operation when the target scores rows itself (``target.score_rows``, e.g.
+    :class:`~pytorch_grad_cam.utils.model_targets.ClassifierOutputTarget` on ``(count, classes)`` outputs),
+    else row by row.
+
+    Args:
+        target: the target of the image the copies were made from.
+        outputs: the model output for the copies.
+        count: the number of copies.
+        check: check that the scores are finite (a wait for the device); the callers that score many batches pass
+            ``False`` and call :func:`check_finite_scores` once on all of them.
+
+    Raises:
+        ValueError: when a tensor output does not hold ``count`` rows, or (``check``) a score is not finite.
     """
     if isinstance(outputs, torch.Tensor) and (outputs.ndim == 0 or outputs.shape[0] != count):
         raise ValueError(
             f"the model returned an output of shape {tuple(outputs.shape)} for a batch of {count} perturbed "
             f"inputs; one output row per input is needed"
         )
-    return target_scores([target] * count, outputs, first_index=None)
+    score_rows = getattr(target, "score_rows", None)
+    rows = score_rows(outputs, count) if callable(score_rows) else None
+    scores = _scores([target] * count, outputs, None) if rows is None else rows
+    if check:
+        check_finite_scores(scores, [target] * count, None)
+    return scores
 
 
 def default_targets(outputs: Any, batch_size: int | None = None) -> list[Target]:

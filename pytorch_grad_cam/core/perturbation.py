@@ -42,10 +42,13 @@ class PerturbationCAM(BaseCAM):
     per forward pass under ``torch.no_grad()`` and show a progress bar.
 
     Args:
-        model, target_layers, reshape_transform, **kwargs: as :class:`BaseCAM`.
+        model: as :class:`BaseCAM`.
+        target_layers: as :class:`BaseCAM`.
+        reshape_transform: as :class:`BaseCAM`.
         batch_size: perturbed inputs per forward pass (also settable as ``cam.batch_size``); ``None`` takes the
             class's :attr:`default_batch_size`.
         progress: show a tqdm progress bar over the batches.
+        **kwargs: the other arguments of :class:`BaseCAM`.
     """
 
     needs = ACTIVATIONS_ONLY

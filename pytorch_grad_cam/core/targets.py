@@ -41,6 +41,16 @@ def _check_category(category: int, model_output: torch.Tensor, name: str) -> Non
         )
 
 
+def _score_rows(target: Callable[[Any], torch.Tensor], model_output: Any, count: int) -> torch.Tensor | None:
+    """A per-class target's scores of ``count`` images at once, float32 ``(count,)``: for a ``(count, classes)``
+    output, calling the target on the whole output gives the column it would take from each row. ``None`` for any
+    other output (the caller then scores row by row)."""
+    scores = _logits(model_output, type(target).__name__)
+    if scores.ndim != 2 or scores.shape[0] != count:
+        return None
+    return target(model_output).float()
+
+
 class ClassifierOutputTarget:
     """The raw score (logit) of one category: ``out[c]`` (``out[:, c]`` on a 2-D output)."""
 
@@ -53,6 +63,9 @@ class ClassifierOutputTarget:
         if scores.ndim == 1:
             return scores[self.category]
         return scores[:, self.category]
+
+    def score_rows(self, model_output: Any, count: int) -> torch.Tensor | None:
+        return _score_rows(self, model_output, count)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.category})"
@@ -81,6 +94,9 @@ class ClassifierOutputSoftmaxTarget:
         _check_category(self.category, scores, type(self).__name__)
         probabilities = torch.softmax(scores, dim=-1)
         return probabilities[..., self.category]
+
+    def score_rows(self, model_output: Any, count: int) -> torch.Tensor | None:
+        return _score_rows(self, model_output, count)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.category})"

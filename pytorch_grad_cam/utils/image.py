@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -32,6 +31,10 @@ __all__ = [
 ]
 
 
+#: ``cv2.COLORMAP_JET`` (OpenCV is imported only by the functions that use it).
+COLORMAP_JET = 2
+
+
 def decode_image_file(path: str | os.PathLike[str]) -> np.ndarray | None:
     """The image file at ``path`` as a uint8 BGR array ``(H, W, 3)``, or ``None`` when it does not decode.
 
@@ -41,6 +44,8 @@ def decode_image_file(path: str | os.PathLike[str]) -> np.ndarray | None:
     Raises:
         OSError: when the file cannot be read.
     """
+    import cv2
+
     data = np.fromfile(os.fspath(path), dtype=np.uint8)
     if data.size == 0:
         return None
@@ -92,7 +97,7 @@ def show_cam_on_image(
     img: np.ndarray,
     mask: np.ndarray | torch.Tensor,
     use_rgb: bool = False,
-    colormap: int = cv2.COLORMAP_JET,
+    colormap: int = COLORMAP_JET,
     image_weight: float = 0.5,
 ) -> np.ndarray:
     """Overlay a CAM on an image as a colour heatmap.
@@ -115,6 +120,8 @@ def show_cam_on_image(
         ValueError: ``img`` has values above 1, ``image_weight`` is outside [0, 1], or the mask's shape
             differs from the image's ``(H, W)``.
     """
+    import cv2
+
     img = _check_float_image(img)
     mask = _as_host_array(mask, "mask")
     image_weight = check_real(image_weight, "image_weight", 0, 1)
@@ -240,6 +247,7 @@ def create_labels_legend(
 
 def _render_legend(colors: Sequence[np.ndarray], concept_labels: Sequence[str], height: int, width: int) -> np.ndarray:
     """Draw the concept legend as an ``(height, width, 3)`` uint8 RGB panel (off-screen Agg canvas)."""
+    import cv2
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -286,6 +294,8 @@ def show_factorization_on_image(
     Returns:
         ``(H, W, 3)`` uint8 image, or ``(H, 2W, 3)`` with the legend.
     """
+    import cv2
+
     img = _check_float_image(img)
     explanations = _as_host_array(explanations, "explanations")
     image_weight = check_real(image_weight, "image_weight", 0, 1)

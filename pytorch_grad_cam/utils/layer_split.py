@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import inspect
 import operator
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -68,18 +70,29 @@ def _default_arguments(model: nn.Module) -> dict[str, Any] | None:
     return defaults or None
 
 
+def _function_of(graph: fx.Graph) -> Callable[..., Any]:
+    """The graph's code as a plain function ``f(root, *inputs)`` that reads the modules and parameters from
+    ``root`` (by their qualified names, as the traced model holds them)."""
+    code = graph.python_code(root_module="self")
+    namespace = dict(code.globals)
+    exec(compile(code.src, "<pytorch_grad_cam cut model>", "exec"), namespace)  # the code torch.fx generated
+    function: Callable[..., Any] = namespace["forward"]
+    return function
+
+
 class LayerSplit:
     """A model cut in two at ``layer`` with ``torch.fx``.
 
-    :meth:`head` runs the network up to ``layer`` once and keeps every value the rest of the network reads;
-    :meth:`tail` runs only the rest, with a batch of replacement outputs of ``layer`` and the kept values
+    :meth:`carried` gives every value of the first part that the rest of the network reads (running the network up
+    to ``layer`` only when the rest reads more than the layer output and the model input); :meth:`tail` runs only
+    the rest, with a batch of replacement outputs of ``layer`` and the kept values
     (those with a leading batch axis of one are expanded to the batch). Sizes the rest reads from tensors of the
     first part (``B, H, W, C = x.shape`` before a ``reshape(B, ...)``, as in timm's Swin and MetaFormer blocks) are
     not kept but recomputed in the tail from the expanded tensors, so that they hold the tail's batch size rather
     than the one image the head ran on.
 
-    The two parts run as plain functions (``GraphModule.forward``), so an error in them is raised as it is, without
-    ``torch.fx``'s printed traceback.
+    The two parts run as plain functions of the code ``torch.fx`` generates (reading the modules from a weak proxy of
+    the model), so an error in them is raised as it is, without ``torch.fx``'s printed traceback.
 
     Raises:
         ValueError: when the model cannot be traced, or ``layer`` is not called exactly once, or the model
@@ -114,6 +127,10 @@ class LayerSplit:
         if cuts[0] not in carried:
             raise ValueError("the model output does not depend on the layer")
         self.cut_index = carried.index(cuts[0])
+        self._carried_nodes = carried
+        inputs = next(node for node in nodes if node.op == "placeholder")
+        #: Whether the tail reads values of the first part other than the layer output and the model input.
+        self.needs_head = any(node is not cuts[0] and node is not inputs for node in carried)
 
         head = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
@@ -128,12 +145,37 @@ class LayerSplit:
                 env[node] = tail.node_copy(node, env.__getitem__)
         for node in tail_nodes:
             env[node] = tail.node_copy(node, env.__getitem__)
-        self._head = fx.GraphModule(tracer.root, head, "AblationHead")
-        self._tail = fx.GraphModule(tracer.root, tail, "AblationTail")
+        # plain functions of a weak proxy of the model, not GraphModules: those would hold the model's submodules,
+        # and through any of them that refers back to the model (a hook bound to it), keep the model alive in the
+        # cache of :func:`split_at`
+        self._root = weakref.proxy(model)
+        self._head = _function_of(head)
+        self._tail = _function_of(tail)
 
-    def head(self, image: torch.Tensor) -> list[Any]:
-        """The values the tail needs, computed on one image ``(1, C, *spatial)``; the layer's is at ``cut_index``."""
-        return list(self._head.forward(image))
+    def carried(self, inputs: torch.Tensor, layer_output: Any) -> list[Any]:
+        """The values the tail needs for a batch whose layer output ``layer_output`` is already known.
+
+        When the tail reads nothing of the first part but the layer's output and the model input (every
+        sequential CNN cut at a block), they are taken as they are and nothing runs: the layer's entry (at
+        :attr:`cut_index`) is ``layer_output``. Otherwise (:attr:`needs_head`) the network up to the layer runs once
+        on the whole batch, and the layer's entry is the output it gave there.
+        """
+        if self.needs_head:
+            return list(self._head(self._root, inputs))
+        values = [inputs] * len(self._carried_nodes)
+        values[self.cut_index] = layer_output
+        return values
+
+    @staticmethod
+    def image_rows(carried: list[Any], image: int, images: int) -> list[Any]:
+        """Image ``image``'s part of values carried for a batch of ``images``: row ``image`` (kept as a batch of
+        one) of every tensor with a leading axis of ``images``; everything else as it is."""
+        return [
+            value[image : image + 1]
+            if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == images
+            else value
+            for value in carried
+        ]
 
     def tail(self, layer_output: Any, carried: list[Any], count: int) -> Any:
         """The model output for a batch of ``count`` replacement outputs of the layer."""
@@ -146,4 +188,35 @@ class LayerSplit:
                 values.append(value.expand(count, *value.shape[1:]) if count > 1 else value.clone())
             else:
                 values.append(value)
-        return self._tail.forward(*values)
+        return self._tail(self._root, *values)
+
+
+#: Splits traced so far: per model, by the target layer's id and the model's training flag (tracing can bake in
+#: ``self.training`` branches), with a weak reference to the layer to tell a new module that reuses an old id.
+_TRACED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, bool], tuple[weakref.ref[nn.Module], Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def split_at(model: nn.Module, layer: nn.Module, *, retrace: bool = False) -> tuple[LayerSplit, bool]:
+    """``LayerSplit(model, layer)``, traced once per model, layer and training mode and reused by every later call
+    and every CAM object (a failure to trace is remembered too), and whether it was traced before this call.
+    ``retrace=True`` traces again, for a model whose forward pass changed after it was traced (a cut model that no
+    longer reproduces the model's output; swapped submodules are read from the model on every call anyway).
+
+    Raises:
+        ValueError: as :class:`LayerSplit`.
+    """
+    traced = _TRACED.setdefault(model, {})
+    key = (id(layer), model.training)
+    known = traced.get(key)
+    reused = known is not None and not retrace and known[0]() is layer
+    if known is None or not reused:
+        try:
+            result: LayerSplit | ValueError = LayerSplit(model, layer)
+        except ValueError as error:
+            result = error
+        known = traced[key] = (weakref.ref(layer), result)
+    if isinstance(known[1], ValueError):
+        raise known[1]
+    return known[1], reused
