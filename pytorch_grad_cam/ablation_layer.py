@@ -79,14 +79,17 @@ class AblationLayer(nn.Module):
 
     @staticmethod
     def _ablation_value_of(activations: torch.Tensor) -> torch.Tensor:
-        """:meth:`ablation_value` as a 0-d tensor on the activations' device (no wait for the device)."""
+        """:meth:`ablation_value` as a 0-d tensor of the activations' dtype on their device (no wait for the device).
+        Subtracting in that dtype rounds once, as casting the Python float does, so the value written is the same;
+        float64 is avoided because MPS has none."""
         low = activations.min()
         return torch.where(low == 0, torch.zeros_like(low), low - ABLATION_OFFSET)
 
     @staticmethod
     def ablation_value(activations: torch.Tensor) -> float:
-        """0 for a layer whose minimum is 0, else ``min - 1e7``."""
-        return float(AblationLayer._ablation_value_of(activations))
+        """0 for a layer whose minimum is 0, else ``min - 1e7`` (in double precision, on the host)."""
+        low = float(activations.min())
+        return 0.0 if low == 0 else low - ABLATION_OFFSET
 
     def forward(self, x: Any = None) -> Any:
         """The prepared batch with channel ``indices[i]`` (on :attr:`channel_axis`) of row ``i`` ablated (``x`` is

@@ -127,7 +127,7 @@ class LayerSplit:
         if cuts[0] not in carried:
             raise ValueError("the model output does not depend on the layer")
         self.cut_index = carried.index(cuts[0])
-        self._carried_nodes = carried
+        self._carried_count = len(carried)
         inputs = next(node for node in nodes if node.op == "placeholder")
         #: Whether the tail reads values of the first part other than the layer output and the model input.
         self.needs_head = any(node is not cuts[0] and node is not inputs for node in carried)
@@ -162,7 +162,7 @@ class LayerSplit:
         """
         if self.needs_head:
             return list(self._head(self._root, inputs))
-        values = [inputs] * len(self._carried_nodes)
+        values = [inputs] * self._carried_count
         values[self.cut_index] = layer_output
         return values
 
@@ -218,5 +218,5 @@ def split_at(model: nn.Module, layer: nn.Module, *, retrace: bool = False) -> tu
             result = error
         known = traced[key] = (weakref.ref(layer), result)
     if isinstance(known[1], ValueError):
-        raise known[1]
+        raise known[1].with_traceback(None)  # the remembered error, without the frames of earlier raises
     return known[1], reused
