@@ -53,7 +53,7 @@ Agreement
 How to run (from the repository root, this repository's venv active)
     python benchmarks/bench_peers.py --install   # install the peers into benchmarks/.peers/ and exit
     python benchmarks/bench_peers.py --quick     # smoke run (~2-4 min on 2 busy cores), see below
-    python benchmarks/bench_peers.py             # full run (38-46 min on 2 shared, busy CPU cores)
+    python benchmarks/bench_peers.py             # full run (14 min on 2 idle cores, 38-46 min shared)
     python benchmarks/bench_peers.py --json peers.json --peers torchcam,captum --methods GradCAM,LayerCAM
 
 ``--quick``: resnet18, batch 1, input 64 for every method, one warm-up and one timed call per library for the

@@ -2,10 +2,12 @@
 
 1. AblationCAM (resnet18 layer4[-1] and layer3[-1] at 224, vgg11 ``features`` and densenet121 ``features`` at 112;
    ``weights=None``, batch 2, ``batch_size`` 64): the warm call against one plain forward pass of the batch
-   (goal on layer4: <= 1.3) and against its floor, one forward plus every ablated copy through the part after the
-   layer; the first call in a fresh process against the model's own first forward in a fresh process, and against
-   the full re-run of the whole model per ablated channel (``strategy="full"``, the reference's algorithm) in a
-   fresh process (goal: >= 100x on layer4).
+   (goal on layer4: <= 1.3) and against one forward plus every ablated copy through the part after the layer (the
+   floor without the shortcut, which skips the copies where the operations after the layer allow it); the first
+   call in a fresh process against the model's own first forward in a fresh process, against the full re-run of
+   the whole model per ablated channel (``strategy="full"``, the reference's algorithm) and against grad-cam
+   1.5.7's AblationCAM (its own venv, installed by ``bench_peers.py --install``), each in a fresh process (goal:
+   >= 100x on layer4).
 2. The Score-CAM family (ScoreCAM, SS-CAM and IS-CAM with 2 samples, PolyCAM on layer3 + layer4) on resnet18 and
    on a narrow torchvision Swin-T (192 channels in its last stage), at 112: the call against the same number of
    batched forward passes of ready-made inputs. Goal: <= 1.1.
@@ -32,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,28 +66,52 @@ def _interleaved(runs: dict[str, Callable[[], object]], repeats: dict[str, int])
     return {name: (statistics.median(times[name]), results[name]) for name in runs}
 
 
-#: AblationCAM cases: (name, torchvision model, target layer, input side). Every layer the cut supports; vgg11 and
-#: densenet121 at 112 so that their full re-runs (1024 and 2048 whole-model passes) stay within minutes.
-ABLATION_CASES: dict[str, tuple[str, Callable[[nn.Module], nn.Module], int]] = {
-    "resnet18.layer4": ("resnet18", lambda m: m.layer4[-1], 224),
-    "resnet18.layer3": ("resnet18", lambda m: m.layer3[-1], 224),
-    "vgg11.features": ("vgg11", lambda m: m.features[-1], 112),
-    "densenet121.features": ("densenet121", lambda m: m.features[-1], 112),
+#: AblationCAM cases: (torchvision model, target layer as a dotted path, input side). Every layer the cut supports;
+#: vgg11 and densenet121 at 112 so that their full re-runs (1024 and 2048 whole-model passes) stay within minutes.
+ABLATION_CASES: dict[str, tuple[str, str, int]] = {
+    "resnet18.layer4": ("resnet18", "layer4.-1", 224),
+    "resnet18.layer3": ("resnet18", "layer3.-1", 224),
+    "vgg11.features": ("vgg11", "features.-1", 112),
+    "densenet121.features": ("densenet121", "features.-1", 112),
 }
 
+#: The setup of a fresh-process call, as source run by this library's child and grad-cam 1.5.7's alike: ``case``,
+#: ``side`` and ``threads`` are given; it defines ``model``, ``layer``, ``x`` and ``targets``.
+_SETUP = """
+import json, time
+import torch, torchvision
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+torch.set_num_threads(threads)
+name, path, _ = cases[case]
+torch.manual_seed(0)
+model = getattr(torchvision.models, name)(weights=None).eval()
+layer = model
+for part in path.split("."):
+    layer = layer[int(part)] if part.lstrip("-").isdigit() else getattr(layer, part)
+x = torch.randn(2, 3, side, side)
+targets = [ClassifierOutputTarget(1), ClassifierOutputTarget(7)]
+"""
 
-def _ablation_setup(case: str, size: int | None) -> tuple[nn.Module, nn.Module, torch.Tensor, list]:
-    name, layer, default_size = ABLATION_CASES[case]
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    side = size or default_size
-    return model, layer(model), torch.randn(2, 3, side, side), [ClassifierOutputTarget(1), ClassifierOutputTarget(7)]
+#: grad-cam 1.5.7's AblationCAM call in its own venv (installed by ``bench_peers.py --install``).
+_GRADCAM_CALL = """
+from pytorch_grad_cam import AblationCAM
+cam = AblationCAM(model, [layer], batch_size=batch_size)
+start = time.perf_counter()
+cam(input_tensor=x, targets=targets)
+print(json.dumps({"call_s": time.perf_counter() - start}))
+"""
+
+
+def _ablation_setup(case: str, size: int | None, threads: int) -> tuple[nn.Module, nn.Module, torch.Tensor, list]:
+    values: dict[str, Any] = {"cases": ABLATION_CASES, "case": case, "side": size or ABLATION_CASES[case][2]}
+    values["threads"] = threads
+    exec(_SETUP, values)
+    return values["model"], values["layer"], values["x"], values["targets"]
 
 
 def _fresh_child(case: str, size: int, strategy: str, batch_size: int, threads: int) -> None:
     """One AblationCAM call in this (fresh) process: prints its seconds and those of a first plain forward."""
-    torch.set_num_threads(threads)
-    model, layer, x, targets = _ablation_setup(case, size)
+    model, layer, x, targets = _ablation_setup(case, size, threads)
     if strategy == "forward":  # the model's own first forward pass in a fresh process
         with torch.no_grad():
             seconds, _ = _timed(lambda: model(x))
@@ -92,9 +119,20 @@ def _fresh_child(case: str, size: int, strategy: str, batch_size: int, threads: 
         return
     cam = AblationCAM(model, [layer], batch_size=batch_size, strategy=strategy, progress=False)  # type: ignore[arg-type]
     seconds, _ = _timed(lambda: cam(x, targets))
-    with torch.no_grad():
-        forward, _ = _timed(lambda: model(x))
-    print(json.dumps({"call_s": seconds, "forward_s": forward, "fast": cam.fast_path_used}))
+    print(json.dumps({"call_s": seconds, "fast": cam.fast_path_used, "shortcut": cam.shortcut_used}))
+
+
+def _gradcam_157_call(case: str, size: int, batch_size: int) -> dict | None:
+    """grad-cam 1.5.7's AblationCAM, one call in a fresh process of its venv; ``None`` when it is not installed."""
+    from bench_peers import _gradcam_ok, gradcam_peer_info, peer_python
+
+    if not _gradcam_ok(gradcam_peer_info()):
+        return None
+    values = {"cases": ABLATION_CASES, "case": case, "side": size, "threads": torch.get_num_threads()}
+    source = "".join(f"{key} = {value!r}\n" for key, value in values.items()) + f"batch_size = {batch_size}\n"
+    command = [str(peer_python()), "-I", "-c", source + _SETUP + _GRADCAM_CALL]
+    line = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return json.loads(line)
 
 
 def _fresh_call(case: str, size: int, strategy: str, batch_size: int) -> dict:
@@ -105,21 +143,30 @@ def _fresh_call(case: str, size: int, strategy: str, batch_size: int) -> dict:
 
 
 def bench_ablation(cases: list[str], size: int | None, repeats: int, batch_size: int, fresh_full: bool) -> None:
-    """Per case: the warm call against one plain forward of the batch (interleaved), the tail-only floor, and the
-    first call in a fresh process against the full re-run (the reference's algorithm) in a fresh process."""
+    """Per case: the warm call against one plain forward of the batch (interleaved), the cost of running every ablated
+    copy through the tail, and the first call in a fresh process against the full re-run (the reference's algorithm)
+    and grad-cam 1.5.7, each in a fresh process."""
     print(f"[AblationCAM] batch 2, batch_size {batch_size}; warm: medians of {repeats} calls interleaved with plain")
     print("  forwards of the same batch (torch.no_grad); fresh: one call in a new process (imports and model build")
     print("  not counted; the cut is traced in that call). Goal: warm <= 1.3 forwards on layer4; >= 100x fresh vs full")
-    header = f"  {'case':22s} {'side':>4s} {'warm s':>8s} {'1 fwd s':>8s} {'warm/fwd':>8s} {'tails/fwd':>9s}"
-    print(header + f" {'fresh s':>8s} {'1st fwd':>8s} {'full s':>8s} {'full/fresh':>10s}")
+    print("  and vs grad-cam 1.5.7 (its own venv, from bench_peers.py --install; '-' when not installed)")
+    header = (
+        f"  {'case':22s} {'side':>4s} {'warm s':>8s} {'1 fwd s':>8s} {'warm/fwd':>8s} {'copies/fwd':>10s} {'cut':>5s}"
+    )
+    print(
+        header
+        + f" {'fresh s':>8s} {'1st fwd':>8s} {'full s':>8s} {'full/fresh':>10s} {'1.5.7 s':>8s} {'1.5.7/fresh':>11s}"
+    )
     for case in cases:
         _ablation_case(case, size, repeats, batch_size, fresh_full)
-    print("  tails/fwd: (one forward + every ablated copy through the tail alone) / one forward: warm/fwd's floor;")
-    print("  1st fwd: the model's own first forward pass in a fresh process (what a fresh call cannot avoid)")
+    print("  copies/fwd: (one forward + every ablated copy of the layer output through the tail) / one forward: the")
+    print("  floor without the shortcut; cut: 'short' when the shortcut skipped the copies (the operations after the")
+    print("  layer commute with ablation and the linears after them are applied to each channel's entries alone),")
+    print("  'tail' when the copies ran through the tail; 1st fwd: the model's own first forward in a fresh process")
 
 
 def _ablation_case(case: str, size: int | None, repeats: int, batch_size: int, fresh_full: bool) -> None:
-    model, layer, x, targets = _ablation_setup(case, size)
+    model, layer, x, targets = _ablation_setup(case, size, torch.get_num_threads())
     side = x.shape[-1]
     cam = AblationCAM(model, [layer], batch_size=batch_size, progress=False)
     cam(x, targets)  # warm-up (traces the cut)
@@ -152,14 +199,17 @@ def _ablation_case(case: str, size: int | None, repeats: int, batch_size: int, f
     warm, one, tail = out["warm"][0], out["forward"][0], out["tails"][0]
     fresh = _fresh_call(case, side, "auto", batch_size)
     first_forward = _fresh_call(case, side, "forward", batch_size)["call_s"]
-    full = _fresh_call(case, side, "full", batch_size) if fresh_full else None
-    full_text = f"{'-':>8s} {'-':>10s}"
-    if full:
-        full_text = f"{full['call_s']:8.2f} {full['call_s'] / fresh['call_s']:9.1f}x"
+    runs = (
+        [_fresh_call(case, side, "full", batch_size), _gradcam_157_call(case, side, batch_size)] if fresh_full else []
+    )
+    others = ""
+    for run, width in zip(runs or [None, None], (10, 11), strict=True):
+        ratio = "-" if run is None else f"{run['call_s'] / fresh['call_s']:.1f}x"
+        others += f" {'-' if run is None else format(run['call_s'], '.2f'):>8s} {ratio:>{width}s}"
+    cut = "short" if cam.shortcut_used[0] else "tail" if cam.fast_path_used[0] else "full"
     print(
-        f"  {case:22s} {side:4d} {warm:8.3f} {one:8.3f} {warm / one:8.2f} {(one + tail) / one:9.2f}"
-        f" {fresh['call_s']:8.3f} {first_forward:8.3f} {full_text}   (fast path: {cam.fast_path_used[0]},"
-        f" {channels} channels)"
+        f"  {case:22s} {side:4d} {warm:8.3f} {one:8.3f} {warm / one:8.2f} {(one + tail) / one:10.2f} {cut:>5s}"
+        f" {fresh['call_s']:8.3f} {first_forward:8.3f}{others}   ({channels} channels)"
     )
 
 

@@ -15,7 +15,7 @@ from pytorch_grad_cam.core.outputs import check_finite_scores, map_tensors, row_
 from pytorch_grad_cam.core.perturbation import ActivationShapeError, PerturbationCAM, check_same_layout, progress_bar
 from pytorch_grad_cam.core.recording import replaced_output
 from pytorch_grad_cam.core.types import Layers, Reshape
-from pytorch_grad_cam.utils.layer_split import LayerSplit, split_at
+from pytorch_grad_cam.utils.layer_split import ChannelShortcut, LayerSplit, split_at
 
 Strategy = Literal["auto", "fast", "full"]
 _STRATEGIES: tuple[Strategy, ...] = ("auto", "fast", "full")
@@ -41,6 +41,12 @@ class AblationCAM(PerturbationCAM):
     cannot be cut, or that check fails, every batch runs through the whole model (the layer's output replaced by
     a forward hook), as the reference does.
 
+    When what follows the layer starts with operations that act on each channel alone (``avgpool``, ``relu``,
+    ``flatten``), those run once instead of on every copy, and ``nn.Linear`` modules after them are applied to the
+    ablated channel's entries alone (``y_c = y + W[:, c] (q_c - p_c)``, see :meth:`LayerSplit.channel_shortcut`):
+    for ``layer4`` of a ResNet no copy of the layer output is built at all and a call costs about one forward pass.
+    The shortcut's scores are checked on every call against real copies of the first image for two channels.
+
     Args:
         model: the network to explain.
         target_layers: the layers whose channels are ablated (``None``: chosen at the first call, see
@@ -58,7 +64,8 @@ class AblationCAM(PerturbationCAM):
         progress: show a tqdm progress bar over the batches.
         **kwargs: passed to :class:`BaseCAM`.
 
-    After a call, ``fast_path_used[i]`` tells whether ``target_layers[i]`` went through the cut model.
+    After a call, ``fast_path_used[i]`` tells whether ``target_layers[i]`` went through the cut model, and
+    ``shortcut_used[i]`` whether it took the shortcut.
     """
 
     default_batch_size = 32
@@ -88,12 +95,13 @@ class AblationCAM(PerturbationCAM):
         self.ablation_layer = ablation_layer
         self.ratio_channels_to_ablate = ratio
         self.fast_path_used: list[bool] = []
+        self.shortcut_used: list[bool] = []
 
     def channel_weights(self, layer: LayerRecord) -> torch.Tensor:
         input_tensor, targets, activations = layer.input_tensor, layer.targets, layer.activations
         raw, target_layer = layer.raw_activations, layer.layer
         if layer.index == 0:
-            self.fast_path_used = []
+            self.fast_path_used, self.shortcut_used = [], []
         layer_name = f"target_layers[{layer.index}]"
         images, channels = activations.shape[:2]
         self._follow_layout(raw, channels)
@@ -108,23 +116,27 @@ class AblationCAM(PerturbationCAM):
                 ).long()
                 for i in range(images)
             ]
+            shortcut = self._shortcut(split, carried, raw, targets[0], picks[0])
             batches = sum(-(-len(pick) // self.batch_size) for pick in picks)
             with progress_bar(batches, self.progress, "AblationCAM") as bar:
                 for image in range(images):
                     rows = LayerSplit.image_rows(carried, image, images)
                     for start in range(0, len(picks[image]), self.batch_size):
                         chosen = picks[image][start : start + self.batch_size]
-                        batch = self._ablated_batch(raw, image, chosen)
-                        if split is not None:
-                            outputs = split.tail(batch, rows, len(chosen))
+                        if shortcut is not None:
+                            outputs = shortcut.outputs(image, chosen.to(activations.device))
+                        elif split is not None:
+                            outputs = split.tail(self._ablated_batch(raw, image, chosen), rows, len(chosen))
                         else:
                             one_image = input_tensor[image : image + 1]
+                            batch = self._ablated_batch(raw, image, chosen)
                             outputs = self._full_run(one_image, batch, len(chosen), target_layer, layer_name)
                         scores = row_scores(targets[image], outputs, len(chosen), check=False)
                         ablated_scores[image, chosen.to(ablated_scores.device)] = scores.to(ablated_scores.device)
                         bar.update()
         check_finite_scores(ablated_scores, targets)
         self.fast_path_used.append(split is not None)
+        self.shortcut_used.append(shortcut is not None)
         original = original[:, None].clone()
         return (original - ablated_scores.clone()) / original.abs()
 
@@ -178,6 +190,35 @@ class AblationCAM(PerturbationCAM):
         if self.strategy == "fast":
             raise ValueError(f"strategy='fast' cannot cut the model at the target layer: {reason}")
         return None, []
+
+    def _shortcut(
+        self, split: LayerSplit | None, carried: list[Any], raw: Any, target: Target, picks: torch.Tensor
+    ) -> ChannelShortcut | None:
+        """The cut model's :meth:`~LayerSplit.channel_shortcut` for the layer output ``raw``, used when the ablation
+        layer is the default one on axis 1 and its scores for the first two channels of the first image equal those
+        of the tail run on real ablated copies; ``None`` otherwise (the copies run through the tail)."""
+        layer = self.ablation_layer
+        default = all(
+            getattr(type(layer), name) is getattr(AblationLayer, name)
+            for name in ("forward", "set_next_batch", "_ablation_value_of")
+        )
+        if split is None or not default or not isinstance(raw, torch.Tensor) or layer.channel_axis % raw.ndim != 1:
+            return None
+        values = torch.cat([AblationLayer._ablation_value_of(raw[i : i + 1]).reshape(1) for i in range(len(raw))])
+        try:
+            shortcut = split.channel_shortcut(raw, values)
+            if shortcut is None:
+                return None
+            chosen = picks[:2]
+            rows = LayerSplit.image_rows(carried, 0, len(raw))
+            real = row_scores(target, split.tail(self._ablated_batch(raw, 0, chosen), rows, len(chosen)), len(chosen))
+            quick = row_scores(target, shortcut.outputs(0, chosen.to(raw.device)), len(chosen))
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            if isinstance(error, ActivationShapeError):
+                raise
+            return None
+        scale = max(1.0, float(real.abs().max()))
+        return shortcut if torch.allclose(quick, real, rtol=1e-4, atol=1e-4 * scale) else None
 
     @staticmethod
     def _reproduces(

@@ -10,7 +10,7 @@ import torch
 
 from pytorch_grad_cam.core import CAMWrapper, Target
 from pytorch_grad_cam.core.checks import check_int, check_real
-from pytorch_grad_cam.core.targets import FinerWeightedTarget
+from pytorch_grad_cam.core.targets import FinerWeightedTarget, contrast_with_similar
 from pytorch_grad_cam.core.types import Targets
 from pytorch_grad_cam.grad_cam import GradCAM
 
@@ -74,43 +74,84 @@ class FinerCAM(CAMWrapper):
         **options: Any,
     ) -> list[Target]:
         """One :class:`FinerWeightedTarget` per image, its classes ranked on these outputs (fixed from then on,
-        e.g. for every noisy copy of :class:`NoiseTunnel`)."""
-        target = similar_classes_target(alpha, comparison_categories, target_idx)
-        return [target.resolve(outputs, index) for index in range(batch_size)]
+        e.g. for every noisy copy of :class:`NoiseTunnel`). The classes of every image are ranked at once: one
+        wait for the device per call, however many images."""
+        return similar_classes_target(alpha, comparison_categories, target_idx).resolve_all(outputs, batch_size)
 
 
 class _SimilarClassesTarget:
-    """A target that contrasts, on each output it is given, the target class with its most similar ones."""
+    """A target that contrasts, on each output it is given, the target class with its most similar ones.
+
+    Called on one image's output, it ranks the classes and scores them on the device (no wait for the device);
+    :meth:`resolve_all` fixes the classes of a whole batch as :class:`FinerWeightedTarget` objects.
+    """
 
     def __init__(self, alpha: float, ranks: list[int], target_idx: int | None) -> None:
         self.alpha, self.ranks, self.target_idx = alpha, ranks, target_idx
 
-    def resolve(self, outputs: Any, index: int) -> FinerWeightedTarget:
-        """The :class:`FinerWeightedTarget` of image ``index`` of a batch of outputs."""
-        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
-        return self._weighted(logits[index] if isinstance(logits, torch.Tensor) and logits.ndim == 2 else logits)
+    def resolve_all(self, outputs: Any, batch_size: int) -> list[Target]:
+        """The :class:`FinerWeightedTarget` of every image of a batch of outputs (one wait for the device).
 
-    def _weighted(self, logits: Any) -> FinerWeightedTarget:
+        Raises:
+            ValueError: when the outputs hold no vector of class scores per image, or too few classes.
+        """
+        logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
+        if isinstance(logits, torch.Tensor) and logits.ndim == 2:
+            if logits.shape[0] != batch_size:
+                raise ValueError(
+                    f"FinerCAM with targets=None needs one row of class scores per image: {batch_size} image(s), "
+                    f"but the model output has shape {tuple(logits.shape)}"
+                )
+            rows = logits.detach()
+        else:  # one vector for every image (or no scores at all: the error names what was given)
+            rows = self._scores(logits).unsqueeze(0).expand(batch_size, -1)
+        order = self._order(rows)
+        chosen = torch.stack([order[:, rank] for rank in (0, *self.ranks)], dim=1).tolist()
+        return [FinerWeightedTarget(classes[0], classes[1:], self.alpha) for classes in chosen]
+
+    def _scores(self, logits: Any) -> torch.Tensor:
+        """The detached ``(num_classes,)`` scores of one image; ``ValueError`` for anything else."""
         if not isinstance(logits, torch.Tensor) or logits.ndim != 1:
             raise ValueError(
                 "FinerCAM with targets=None needs a vector of class scores per image; got "
                 f"{type(logits).__name__}{'' if not isinstance(logits, torch.Tensor) else tuple(logits.shape)}"
             )
-        scores = logits.detach()
-        num_classes = scores.shape[0]
+        return logits.detach()
+
+    def _order(self, scores: torch.Tensor) -> torch.Tensor:
+        """The classes of ``(..., num_classes)`` scores ranked by ``|y_k - y_t|`` (the target first), on their
+        device.
+
+        Raises:
+            ValueError: when a comparison rank or ``target_idx`` does not fit the number of classes.
+        """
+        num_classes = scores.shape[-1]
         if max(self.ranks) >= num_classes:
             raise ValueError(
                 f"comparison_categories must be ranks below the number of classes ({num_classes}); got {self.ranks}"
             )
         if self.target_idx is not None and not -num_classes <= self.target_idx < num_classes:
             raise ValueError(f"target_idx must be in [0, {num_classes}); got {self.target_idx}")
-        reference = scores.max() if self.target_idx is None else scores[self.target_idx]
-        order = torch.argsort((scores - reference).abs(), stable=True).tolist()
-        return FinerWeightedTarget(order[0], [order[rank] for rank in self.ranks], self.alpha)
+        if self.target_idx is None:
+            reference = scores.max(dim=-1, keepdim=True).values
+        else:
+            reference = scores.select(-1, self.target_idx).unsqueeze(-1)
+        return torch.argsort((scores - reference).abs(), dim=-1, stable=True)
 
     def __call__(self, model_output: Any) -> torch.Tensor:
+        """:class:`FinerWeightedTarget`'s score of one image's output, its classes chosen on that output, all on
+        the device: ``Σ_j p_j (y_t - alpha · y_j) / (Σ_j p_j + 1e-9)``."""
         logits = model_output["logits"] if isinstance(model_output, Mapping) else model_output
-        return self._weighted(logits)(model_output)
+        order = self._order(self._scores(logits))
+        # the classes as index tensors on the device (views of the ranking stacked: no copy from the host)
+        comparison = torch.stack([order[rank] for rank in self.ranks])
+        return contrast_with_similar(logits, order[:1], comparison, float(self.alpha))
+
+    def __repr__(self) -> str:
+        return (
+            f"similar_classes_target(alpha={self.alpha}, comparison_categories={self.ranks}, "
+            f"target_idx={self.target_idx})"
+        )
 
 
 def similar_classes_target(

@@ -12,7 +12,7 @@ from torch import nn
 from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
 from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real, describe
 from pytorch_grad_cam.core.filters import gaussian_blur
-from pytorch_grad_cam.core.outputs import detached, row_scores
+from pytorch_grad_cam.core.outputs import check_finite_scores, detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
 from pytorch_grad_cam.core.scaling import resize_cam_tensor, scale_cam_tensor
 from pytorch_grad_cam.core.types import Layers, Reshape, Targets
@@ -139,27 +139,63 @@ class SESS(CAMWrapper):
             self._outputs = detached(self.model(input_tensor))
         if targets is None:
             targets = self.base_cam.default_targets(self._outputs, input_tensor.shape[0], **options)
+        window, step = self.window_and_step(input_tensor)
+        images = [input_tensor[i : i + 1] for i in range(input_tensor.shape[0])]
+        # Every image's patches are scored first, then checked and ranked together: two waits for the device per
+        # call (the finiteness check, the kept patches' indices) however many images and batches; the patches are
+        # cut again for the maps, so that only one image's are held at a time.
+        raw = torch.stack(
+            [
+                self.patch_scores(self.collect_patches(image, window, step)[0], target)
+                for image, target in zip(images, targets)
+            ]
+        )
+        check_finite_scores(raw, targets)
+        scores = raw.clamp_min(0)
+        kept = self.kept_patches(scores)
+        weights = self.patch_weights(scores, kept)
+        cam_options = {"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, **options}
         maps = [
-            self.enhance(input_tensor[i : i + 1], target, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
-            for i, target in enumerate(targets)
+            self.fuse(image, target, weights[i], order, window, step, **cam_options)
+            for i, (image, target, order) in enumerate(zip(images, targets, kept.tolist()))
         ]
         return scale_cam_tensor(torch.stack(maps))
 
     def enhance(self, image: torch.Tensor, target: Target, **cam_options: Any) -> torch.Tensor:
         """The fused (and smoothed) ``(H, W)`` map of one image ``(1, C, H, W)``, before the final scaling."""
+        window, step = self.window_and_step(image)
+        scores = self.get_scores(self.collect_patches(image, window, step)[0], target)[None]
+        kept = self.kept_patches(scores)
+        weights = self.patch_weights(scores, kept)
+        return self.fuse(image, target, weights[0], kept[0].tolist(), window, step, **cam_options)
+
+    def fuse(
+        self,
+        image: torch.Tensor,
+        target: Target,
+        weights: torch.Tensor,
+        order: list[int],
+        window_size: int,
+        step_size: int,
+        **cam_options: Any,
+    ) -> torch.Tensor:
+        """Steps 3 to 5 for one image ``(1, C, H, W)``: the base method's maps of the kept patches, weighted,
+        pasted and fused (and smoothed), ``(H, W)`` before the final scaling.
+
+        Args:
+            image: the image.
+            target: its target.
+            weights: the ``(K,)`` weights ``a_j`` of the kept patches (:meth:`patch_weights`).
+            order: the indices of the kept patches, lowest score first (:meth:`kept_patches`, read from the
+                device once for every image of a call).
+            window_size: the window side.
+            step_size: the window stride.
+            **cam_options: passed to the base method's ``compute`` for every batch of patches.
+        """
         height, width = image.shape[2:]
-        window = self.window_size if self.window_size is not None else min(height, width)
-        step = self.step_size if self.step_size is not None else window
-        patches, coordinates = self.collect_patches(image, window, step)
-        scores = self.get_scores(patches, target)
-
-        kept = torch.argsort(scores, stable=True)[int(len(scores) * self.pre_filter_ratio) :]
-        best = scores[kept[-1]]
-        weights = scores[kept] / best if best > 0 else torch.ones(len(kept), device=scores.device)
-
+        patches, coordinates = self.collect_patches(image, window_size, step_size)
         total = torch.zeros(height, width, device=image.device)
         counts = torch.zeros(height, width, device=image.device)
-        order = kept.tolist()  # one wait for the device per image, not one per batch
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
             batch = torch.cat([patches[j] for j in chosen])
@@ -179,6 +215,27 @@ class SESS(CAMWrapper):
         return fused
 
     # --------------------------------------------------------------------------------------- the steps
+    def window_and_step(self, image: torch.Tensor) -> tuple[int, int]:
+        """The window side and stride for images of ``image``'s size: :attr:`window_size` (default: the shorter
+        side) and :attr:`step_size` (default: the window side)."""
+        height, width = image.shape[2:]
+        window = self.window_size if self.window_size is not None else min(height, width)
+        return window, self.step_size if self.step_size is not None else window
+
+    def kept_patches(self, scores: torch.Tensor) -> torch.Tensor:
+        """The indices of the patches kept by the pre-filter, lowest score first, for ``(B, N)`` clipped scores:
+        ``(B, K)`` on their device (no wait for the device)."""
+        dropped = int(scores.shape[-1] * self.pre_filter_ratio)
+        return torch.argsort(scores, dim=-1, stable=True)[..., dropped:]
+
+    @staticmethod
+    def patch_weights(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The weights ``a_j = y_j / max_j y_j`` of the kept patches (1 when every score is 0), ``(B, K)`` for
+        ``(B, N)`` clipped scores and the ``(B, K)`` indices of :meth:`kept_patches` (no wait for the device)."""
+        best = scores.max(dim=-1, keepdim=True).values  # the last kept patch's: only the lowest are dropped
+        kept_scores = scores.gather(-1, kept)
+        return torch.where(best > 0, kept_scores / best, torch.ones_like(kept_scores))
+
     def get_scales(self, window_size: int) -> list[int]:
         """The shorter-side sizes the image is resized to: :attr:`scales`, or ``window_size + k · step`` for
         ``k < num_scales`` with ``step = round(window_size · scale_step_ratio)``."""
@@ -210,7 +267,21 @@ class SESS(CAMWrapper):
 
     def get_scores(self, patches: list[torch.Tensor], target: Target) -> torch.Tensor:
         """The target's score of every patch (on the softmax of the output with :attr:`use_softmax_scores`),
-        clipped at 0, as a float32 ``(len(patches),)`` tensor."""
+        clipped at 0, as a float32 ``(len(patches),)`` tensor.
+
+        Raises:
+            ValueError: when a score is NaN or infinite (one wait for the device, however many batches).
+        """
+        scores = self.patch_scores(patches, target)
+        check_finite_scores(scores, [target] * len(patches), None)
+        return scores.clamp_min(0)
+
+    def patch_scores(self, patches: list[torch.Tensor], target: Target) -> torch.Tensor:
+        """:meth:`get_scores` before the finiteness check and the clipping: no wait for the device.
+
+        Raises:
+            ValueError: when ``use_softmax_scores`` is on and the model output is not a tensor.
+        """
         scores = []
         with torch.no_grad():
             for start in range(0, len(patches), self.batch_size):
@@ -223,8 +294,8 @@ class SESS(CAMWrapper):
                             f"of, but the model returned {describe(outputs)}; pass use_softmax_scores=False"
                         )
                     outputs = torch.softmax(outputs.float(), dim=-1)
-                scores.append(row_scores(target, outputs, batch.shape[0]))
-        return torch.cat(scores).clamp_min(0)
+                scores.append(row_scores(target, outputs, batch.shape[0], check=False))
+        return torch.cat(scores)
 
     @staticmethod
     def paste_cam(cam: torch.Tensor, coordinates: Coordinates, target_size: tuple[int, int]) -> torch.Tensor:

@@ -160,16 +160,21 @@ def test_unablated_channels_get_weight_zero(tiny_cnn, golden_input):
 
 # ---------------------------------------------------------------------- fast path vs full re-run
 @pytest.mark.parametrize(
-    ("name", "layer", "size"),
+    ("name", "layer", "size", "shortcut"),
     [
-        ("resnet18", lambda m: m.layer4[-1], 64),
-        ("resnet18", lambda m: m.layer3[-1], 64),
-        ("vgg11", lambda m: m.features[-1], 64),
-        ("densenet121", lambda m: m.features[-1], 64),
+        ("resnet18", lambda m: m.layer4[-1], 64, True),
+        ("resnet18", lambda m: m.layer3[-1], 64, False),
+        ("vgg11", lambda m: m.features[-1], 64, True),
+        ("densenet121", lambda m: m.features[-1], 64, True),
     ],
     ids=["resnet18-layer4", "resnet18-layer3", "vgg11-features", "densenet121-features"],
 )
-def test_fast_path_equals_full_rerun_on_torchvision_models(name, layer, size):
+def test_fast_path_equals_full_rerun_on_torchvision_models(name, layer, size, shortcut):
+    """resnet18's ``layer4`` is followed by ``avgpool`` + ``fc``: no copy of the layer output is built and the scores
+    come from ``fc``'s weights. vgg11's ``features`` by a 7x7 pooling and three linears with ReLUs between them: the
+    first linear is applied to each channel's 49 entries alone, the other two to the copies. densenet121's by an
+    in-place ReLU (which must not change the recorded layer output) and the pooling. resnet18's ``layer3`` by
+    ``layer4``: every copy runs through it."""
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
     x = torch.randn(1, 3, size, size)
@@ -181,10 +186,35 @@ def test_fast_path_equals_full_rerun_on_torchvision_models(name, layer, size):
         results[strategy] = cam(x, [ClassifierOutputTarget(7)])
         weights[strategy] = cam.recorded[0]
         assert cam.fast_path_used == [strategy == "auto"]
+        assert cam.shortcut_used == [shortcut and strategy == "auto"]
     assert weights["auto"].abs().sum() > 0
     torch.testing.assert_close(weights["auto"], weights["full"], atol=TOL, rtol=TOL)
-    np.testing.assert_allclose(results["auto"], results["full"], atol=TOL)
+    # the shortcut sums vgg's 25088-entry dot products in another order: its weights differ from the full re-run's
+    # by 4e-6 (and are closer to float64, see below); the map, divided by its maximum, by up to 4e-5
+    np.testing.assert_allclose(results["auto"], results["full"], atol=1e-4 if name == "vgg11" else TOL)
     assert hook_count(model) == 0
+
+
+def test_the_shortcut_is_as_accurate_as_the_full_rerun():
+    """vgg11's weights from the shortcut (the first linear applied to each channel's entries alone) and from the
+    full re-run, both in float32, against the full re-run in float64."""
+    import copy
+
+    torch.manual_seed(0)
+    model = torchvision.models.vgg11(weights=None).eval()
+    x = torch.randn(1, 3, 64, 64)
+
+    def weights(model, x, strategy):
+        cam = RecordingAblationCAM(
+            model, [model.features[-1]], strategy=strategy, ratio_channels_to_ablate=0.02, progress=False
+        )
+        cam(x, [ClassifierOutputTarget(7)])
+        return cam.recorded[0].double()
+
+    exact = weights(copy.deepcopy(model).double(), x.double(), "full")
+    shortcut_error = (weights(model, x, "auto") - exact).abs().max()
+    full_error = (weights(model, x, "full") - exact).abs().max()
+    assert shortcut_error <= max(full_error, 2e-6)
 
 
 class TailReadsInputBatch(nn.Module):
@@ -539,3 +569,82 @@ def test_a_fast_path_that_disagrees_is_refused_with_strategy_fast():
     with pytest.raises(ValueError, match="strategy='fast' cannot cut the model at the target layer: the cut model"):
         cam(torch.randn(2, 3, 6, 6), [ClassifierOutputTarget(0), ClassifierOutputTarget(1)])
     assert hook_count(model) == 0
+
+
+# ---------------------------------------------------------------------------------------- the shortcut
+class PerChannelTail(nn.Module):
+    """``conv`` (the target layer; its output can be negative, so ablation sets ``min - 1e7``) followed by one of
+    the tails the shortcut handles."""
+
+    def __init__(self, tail: str) -> None:
+        super().__init__()
+        self.tail = tail
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(2 if tail == "blocks" else 1)
+        self.fc1 = nn.Linear(24 if tail == "blocks" else 6, 5)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.conv(x)
+        if self.tail == "mean":  # a method call, then one linear
+            return self.fc1(a.mean(dim=(2, 3)))
+        if self.tail == "two-linears":  # an affine chain: no copy runs through anything
+            return self.fc2(self.drop(self.fc1(torch.flatten(self.pool(self.relu(a)), 1))))
+        if self.tail == "blocks":  # 4 entries per channel, then a ReLU between the linears
+            return self.fc2(torch.relu(self.fc1(torch.flatten(self.pool(self.relu(a)), 1))))
+        return self.fc2(torch.relu(self.fc1(self.pool(a).flatten(1))))  # "nonlinear-rest"
+
+
+@pytest.mark.parametrize("tail", ["mean", "two-linears", "blocks", "nonlinear-rest"])
+def test_the_shortcut_equals_the_full_rerun(tail):
+    torch.manual_seed(0)
+    model = PerChannelTail(tail).eval()
+    x = torch.randn(3, 3, 8, 8)
+    targets = [ClassifierOutputTarget(k) for k in (0, 1, 3)]
+    weights, maps = {}, {}
+    for strategy in ("auto", "full"):
+        cam = RecordingAblationCAM(model, [model.conv], strategy=strategy, batch_size=4, progress=False)
+        maps[strategy] = cam(x, targets)
+        weights[strategy] = cam.recorded[0]
+        assert cam.shortcut_used == [strategy == "auto"]
+    # ablated channels sit at min - 1e7: scores of about 1e6, equal up to float32 rounding of those
+    torch.testing.assert_close(weights["auto"], weights["full"], rtol=1e-4, atol=1e-4)
+    # the in-place ReLU after the layer ran on a copy: the recorded layer output (the map's A) is unchanged
+    np.testing.assert_allclose(maps["auto"], maps["full"], atol=1e-4)
+
+
+def test_a_shortcut_that_disagrees_is_not_used(monkeypatch):
+    """The shortcut's scores for two channels of the first image are checked against the cut model run on real
+    ablated copies on every call: a wrong shortcut is dropped and the copies are used."""
+    from pytorch_grad_cam.utils.layer_split import ChannelShortcut
+
+    torch.manual_seed(0)
+    model = PerChannelTail("two-linears").eval()
+    x = torch.randn(2, 3, 8, 8)
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(1)]
+    expected = AblationCAM(model, [model.conv], strategy="full", progress=False)(x, targets)
+    right = ChannelShortcut.outputs
+    monkeypatch.setattr(ChannelShortcut, "outputs", lambda self, image, channels: right(self, image, channels) + 1)
+    cam = AblationCAM(model, [model.conv], progress=False)
+    np.testing.assert_allclose(cam(x, targets), expected, atol=TOL)
+    assert cam.fast_path_used == [True]
+    assert cam.shortcut_used == [False]
+
+
+def test_the_shortcut_needs_the_default_ablation_layer():
+    class Halving(AblationLayer):
+        """Halves the channel instead of switching it off."""
+
+        def forward(self, x=None):
+            output = self.activations
+            output[torch.arange(len(output)), self.indices[: len(output)]] *= 0.5
+            return output
+
+    torch.manual_seed(0)
+    model = PerChannelTail("mean").eval()
+    cam = AblationCAM(model, [model.conv], ablation_layer=Halving(), progress=False)
+    cam(torch.randn(1, 3, 8, 8), [ClassifierOutputTarget(0)])
+    assert cam.fast_path_used == [True]
+    assert cam.shortcut_used == [False]

@@ -1,16 +1,18 @@
 """benchmarks/gpu_check.py on the CPU: its wait counter sees the calls that make the host wait for a device, the
-perturbation methods make none inside their loops (the count does not grow with more passes and more images), and
-the script runs end to end with ``--device cpu --quick``."""
+perturbation methods make none inside their loops (the count does not grow with more passes and more images),
+FinerCAM none per image, SESS none of its own per batch of patches, and the script runs end to end with
+``--device cpu --quick``."""
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
 from conftest import golden_targets, load_script
 
-from pytorch_grad_cam import ISCAM, SSCAM, AblationCAM, GroupCAM, PolyCAM, ScoreCAM
+from pytorch_grad_cam import ISCAM, SESS, SSCAM, AblationCAM, FinerCAM, GroupCAM, PolyCAM, ScoreCAM
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,61 @@ def test_no_wait_inside_the_perturbation_loops(gpu_check, tiny_cnn, golden_input
             cam(images, targets)
         counts.append(counter.total)
     assert counts[1] == counts[0]
+
+
+@pytest.mark.parametrize("options", [{}, {"alpha": 0.5, "comparison_categories": [2, 1], "target_idx": -1}])
+def test_finer_cam_makes_no_wait_per_image(gpu_check, tiny_cnn, golden_input, options) -> None:
+    """FinerCAM picks every image's comparison classes on the device: with twice and four times the images, the
+    same number of waits (the base method's checks and the result); ``default_targets`` reads every image's
+    classes with one wait."""
+    counts, resolved = [], []
+    for copies in (1, 2, 4):
+        images = torch.cat([golden_input] * copies)
+        cam = FinerCAM(tiny_cnn, [tiny_cnn[4], tiny_cnn[6]])
+        with gpu_check.counting_waits(torch.device("cpu")) as counter:
+            cam(images, **options)
+        counts.append(counter.total)
+        outputs = tiny_cnn(images).detach()
+        with gpu_check.counting_waits(torch.device("cpu")) as counter:
+            cam.default_targets(outputs, len(images), **options)
+        resolved.append(counter.total)
+    assert counts == [counts[0]] * 3
+    assert resolved == [1, 1, 1]
+
+
+def _waits_outside_the_base(
+    gpu_check: ModuleType, monkeypatch: pytest.MonkeyPatch, cam: Any, *args: Any
+) -> tuple[int, int]:
+    """The waits of ``cam(*args)`` outside its base method's ``compute`` calls, and the number of those calls."""
+    compute, inside = cam.base_cam.compute, []
+    with gpu_check.counting_waits(torch.device("cpu")) as counter:
+
+        def counted(*call_args: Any, **kwargs: Any) -> torch.Tensor:
+            before = counter.total
+            try:
+                return compute(*call_args, **kwargs)
+            finally:
+                inside.append(counter.total - before)
+
+        monkeypatch.setattr(cam.base_cam, "compute", counted)
+        cam(*args)
+    return counter.total - sum(inside), len(inside)
+
+
+def test_sess_makes_no_wait_of_its_own_per_batch_or_image(gpu_check, monkeypatch, tiny_cnn, golden_input) -> None:
+    """Five times the batches of patches per image and twice the images: the waits SESS makes outside its base
+    method's calls stay the same (the input check, the patch scores' finiteness check, the kept patches' indices
+    and the result). The base method's own checks still wait in each of its calls (one per batch of patches)."""
+    own, calls = [], []
+    for images, batch_size in ((golden_input, 16), (torch.cat([golden_input, golden_input]), 2)):
+        cam = SESS(tiny_cnn, [tiny_cnn[6]], num_scales=3, batch_size=batch_size)  # 10 patches per image
+        waits, base_calls = _waits_outside_the_base(
+            gpu_check, monkeypatch, cam, images, golden_targets() * (len(images) // 2)
+        )
+        own.append(waits)
+        calls.append(base_calls)
+    assert calls == [2, 20]
+    assert own[1] == own[0]
 
 
 def test_the_script_runs_on_the_cpu(gpu_check: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:

@@ -178,7 +178,7 @@ def test_train_mode_model_is_computed_in_eval_mode_and_restored(golden_input) ->
     train_model.load_state_dict(model.state_dict())
     train_model.train()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(protocol, "eval_mode", lambda model: contextlib.nullcontext())
+        patch.setattr(protocol, "eval_mode", lambda model, snapshot=None: contextlib.nullcontext())
         in_train = pgc.GradCAM(train_model, [train_model[6]])(golden_input, TARGETS)
     assert np.abs(in_train - expected).max() > 1e-2
 

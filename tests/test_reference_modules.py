@@ -165,6 +165,17 @@ def test_sess_call_errors_are_clear(tiny_cnn, golden_input):
     with pytest.raises(ValueError, match="one entry per image"):
         cam(golden_input, golden_targets()[:1])
 
+    # the patch scores of every image are checked once, before any map: the message names the image's target
+    def second_image_nan(output: torch.Tensor) -> torch.Tensor:
+        return output[3] * torch.nan
+
+    with pytest.raises(ValueError, match=r"targets\[1\] \(.*second_image_nan.*\) returned a non-finite score \(nan\)"):
+        SESS(tiny_cnn, [tiny_cnn[6]], num_scales=2)(golden_input, [golden_targets()[0], second_image_nan])
+    with pytest.raises(ValueError, match=r"a target \(.*\) returned a non-finite score \(-inf\)"):
+        SESS(tiny_cnn, [tiny_cnn[6]], use_softmax_scores=False).get_scores(
+            [golden_input[:1, :, :, :24]], lambda output: output[0] * 0 - torch.inf
+        )
+
 
 # --------------------------------------------------------------------------------- ablation_cam_multilayer
 MULTILAYER_KEYS = [

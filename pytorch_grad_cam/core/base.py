@@ -36,12 +36,25 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import check_bool, check_callable, check_model, check_target_layers
+from pytorch_grad_cam.core.checks import all_finite, check_bool, check_callable, check_model, check_target_layers
 from pytorch_grad_cam.core.combine import LayerCombiner, mean_of_scaled
-from pytorch_grad_cam.core.layers import LayerChoice, TokenGridReshape, check_channels_first, choose_target_layer
+from pytorch_grad_cam.core.layers import (
+    LayerChoice,
+    TokenGridReshape,
+    check_channels_first,
+    choose_target_layer,
+    is_channels_last,
+)
 from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
-from pytorch_grad_cam.core.outputs import UnavailableTarget, default_targets, detached, target_scores, tensors_in
+from pytorch_grad_cam.core.outputs import (
+    UnavailableTarget,
+    classifier_column,
+    default_targets,
+    detached,
+    target_scores,
+    tensors_in,
+)
 from pytorch_grad_cam.core.projection import (
     DEFAULT_ORIENTATION,
     Orientation,
@@ -339,7 +352,8 @@ class BaseCAM(CAMMethod):
 
     def target_score(self, targets: Sequence[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
-        return target_scores(targets, outputs).sum()
+        column = classifier_column(targets, outputs)  # the usual lone ClassifierOutputTarget, in fewer operations
+        return (target_scores(targets, outputs) if column is None else column).sum()
 
     def layer_index(self, target_layer: nn.Module) -> int:
         """The position of ``target_layer`` in :attr:`target_layers`."""
@@ -370,7 +384,7 @@ class BaseCAM(CAMMethod):
         with kernel, torch.set_grad_enabled(needs.forward_records_graph(self.detach)):
             outputs = record(input_tensor)
         self.outputs = detached(outputs)
-        if any(not torch.isfinite(t).all() for t in tensors_in(outputs) if t.is_floating_point()):
+        if not all(all_finite(t) for t in tensors_in(outputs) if t.is_floating_point()):
             raise ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
         targets = self.default_targets(outputs, input_tensor.shape[0]) if targets is None else list(targets)
         if needs.backward:
@@ -402,9 +416,12 @@ class BaseCAM(CAMMethod):
     ) -> torch.Tensor:
         """``ReLU(map)`` of target layer ``index``, float32 at the layer's resolution."""
         record = self.activations_and_grads.layer_record(index, input_tensor, targets)
-        if self.reshape_transform is None and isinstance(record.raw_activations, torch.Tensor):
-            name = f"target_layers[{index}] ({layer_name(self.model, record.layer)})"
-            check_channels_first(record.raw_activations, tuple(input_tensor.shape[2:]), record.layer, name)
+        size = tuple(input_tensor.shape[2:])
+        raw = record.raw_activations
+        if self.reshape_transform is None and is_channels_last(raw, size, record.layer):  # named only to refuse it
+            check_channels_first(
+                raw, size, record.layer, f"target_layers[{index}] ({layer_name(self.model, record.layer)})"
+            )
         if record.activations.ndim != input_tensor.ndim:
             axes = "H, W" if input_tensor.ndim == 4 else "D, H, W"
             raise ValueError(
@@ -431,7 +448,7 @@ class BaseCAM(CAMMethod):
                 grads = None if grads is None else grads.detach().cpu().numpy()
             cam = self.get_cam_image(input_tensor, record.layer, targets, values, grads, eigen_smooth)
         cam = torch.as_tensor(cam).to(record.activations.device).float()
-        if not bool(torch.isfinite(cam).all()):
+        if not all_finite(cam):
             raise ValueError(
                 f"{type(self).__name__} gave a non-finite map for target_layers[{index}] "
                 f"({type(record.layer).__name__}) (NaN or inf in its weights or activations)"

@@ -24,7 +24,16 @@ def scaled_layers(maps: list[torch.Tensor], size: Sequence[int]) -> torch.Tensor
 
 def mean_of_scaled(maps: list[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
     """The reference's combination: ``scale(mean_l ReLU(scale(up(map_l))))``."""
-    return scale_cam_tensor(scaled_layers(maps, size).clamp_min(0).mean(dim=1))
+    layers = []
+    for cam in maps:
+        scaled = scale_cam_tensor(cam, size)
+        # A scaled map is >= 0 (or NaN), and a 2-D map is resized bilinearly, by sums of its values with weights
+        # >= 0: the ReLU would change nothing (the cubic spline of 3-D maps can overshoot below 0, so it stays).
+        keep = cam.ndim == 3 and not scaled.requires_grad
+        layers.append(scaled if keep else scaled.clamp_min(0))
+    # the mean of one map is that map: no stacking nor averaging pass for the usual single target layer
+    combined = layers[0] if len(layers) == 1 else torch.stack(layers, dim=1).mean(dim=1)
+    return scale_cam_tensor(combined)
 
 
 def product_of_scaled(maps: list[torch.Tensor], size: Sequence[int]) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,21 +22,26 @@ _MODEL_LOCKS_GUARD = threading.Lock()
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); CPU for a model with neither."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()):  # the first one only: no full walk
         return tensor.device
     return torch.device("cpu")
 
 
-def model_input(input_tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
+def model_input(input_tensor: torch.Tensor, model: nn.Module, snapshot: ModelSnapshot | None = None) -> torch.Tensor:
     """``input_tensor`` on the model's device and, when floating, in the model's floating dtype (half/bf16
     models take half/bf16 inputs); a new tensor whenever either changes, never the caller's modified.
 
     An inference tensor (made under ``torch.inference_mode()``) used outside inference mode is copied
-    (:func:`autograd_ready`)."""
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    (:func:`autograd_ready`). ``snapshot``: the model's :class:`ModelSnapshot`, when the caller took one (the
+    device and dtype are then read from it instead of from a new look at the parameters)."""
+    if snapshot is not None:
+        dtype, device = snapshot.floating_dtype, snapshot.device
+    else:
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        device = model_device(model)
     if input_tensor.is_floating_point() and dtype is not None:
-        return autograd_ready(input_tensor.to(device=model_device(model), dtype=dtype))
-    return autograd_ready(input_tensor.to(model_device(model)))
+        return autograd_ready(input_tensor.to(device=device, dtype=dtype))
+    return autograd_ready(input_tensor.to(device))
 
 
 def autograd_ready(tensor: torch.Tensor) -> torch.Tensor:
@@ -49,10 +57,7 @@ def exclusive_use(model: nn.Module) -> Iterator[None]:
     """Hold ``model`` for the ``with`` block: a call from another thread on the same model raises
     ``RuntimeError`` at once instead of mixing hooks, recorded values and ``training`` flags with this one.
     Calls nested in one thread are allowed."""
-    with _MODEL_LOCKS_GUARD:
-        lock = _MODEL_LOCKS.get(model)
-        if lock is None:
-            lock = _MODEL_LOCKS[model] = threading.RLock()
+    lock = _model_lock(model)
     if not lock.acquire(blocking=False):
         raise RuntimeError(
             f"the model ({type(model).__name__}) is being explained by a call in another thread; calls on one "
@@ -66,16 +71,136 @@ def exclusive_use(model: nn.Module) -> Iterator[None]:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
+def held_model(model: nn.Module) -> Iterator[ModelSnapshot | None]:
+    """Hold ``model`` for the ``with`` block when no other thread does, and give a :class:`ModelSnapshot` of it
+    taken while held; ``None`` (nothing held) when another thread is explaining the model.
+
+    A call takes its one look at the model's modules here (for :func:`eval_mode`, :func:`model_input` and the
+    meta-device check) instead of one per step. With ``None`` the call goes on as without it: its argument checks
+    come first, and :func:`eval_mode` then raises the ``RuntimeError`` of :func:`exclusive_use` if the other
+    thread still holds the model."""
+    lock = _model_lock(model)
+    if not lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        yield ModelSnapshot.of(model)
+    finally:
+        lock.release()
+
+
+@contextmanager
+def eval_mode(model: nn.Module, snapshot: ModelSnapshot | None = None) -> Iterator[None]:
     """Put ``model`` in eval mode inside the ``with`` block and restore every module's ``training`` flag after.
 
     The model is held for the block (:func:`exclusive_use`): a call on it from another thread meanwhile raises
-    ``RuntimeError``, so the flags are always restored by the call that set them."""
+    ``RuntimeError``, so the flags are always restored by the call that set them. ``snapshot``: the flags as read
+    by :func:`held_model` in the enclosing block (the model held since), instead of a new walk over the modules."""
     with exclusive_use(model):
-        flags = [(module, module.training) for module in model.modules()]
-        model.eval()
+        snapshot = snapshot if snapshot is not None else ModelSnapshot.of(model)
+        modules, flags = snapshot.modules, snapshot.training
+        # ``model.eval()`` sets every flag to False through each module's ``train``; when no module overrides
+        # ``train`` (nor the model ``eval``) and every flag already is False, it would change nothing: skipped.
+        if any(flags) or not snapshot.plain_train:
+            model.eval()
         try:
             yield
         finally:
-            for module, training in flags:
-                module.training = training
+            now = [module.training for module in modules]
+            if not all(map(operator.is_, now, flags)):  # set back the flags that changed
+                for module, training, current in zip(modules, flags, now):
+                    if current is not training:
+                        module.training = training
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """What one walk over ``model.modules()`` reads for a call.
+
+    Attributes:
+        modules: the modules, in ``model.modules()`` order (the model first).
+        training: their ``training`` flags.
+        plain_train: whether ``model.eval()`` only sets those flags: neither the model overrides ``eval`` nor any
+            module ``train`` (as some backbones do, to keep their norms frozen).
+        holds_meta: whether a parameter or buffer is on the ``meta`` device.
+        device: the device of the first parameter (else buffer), as :func:`model_device` gives it.
+        floating_dtype: the dtype of the first floating-point parameter (``None`` without one).
+    """
+
+    modules: list[nn.Module]
+    training: list[bool]
+    plain_train: bool
+    holds_meta: bool
+    device: torch.device
+    floating_dtype: torch.dtype | None
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ModelSnapshot:
+        """Walk ``model.modules()`` once. Parameters and buffers are read from each module's own tables, in the
+        order of ``model.parameters()`` / ``model.buffers()``."""
+        train = nn.Module.train
+        modules = _modules(model)
+        training = [module.training for module in modules]
+        plain = type(model).eval is nn.Module.eval
+        meta = False
+        first: torch.Tensor | None = None
+        first_buffer: torch.Tensor | None = None
+        dtype: torch.dtype | None = None
+        for module in modules:
+            if type(module).train is not train:
+                plain = False
+            for parameter in module._parameters.values():
+                if parameter is not None:
+                    if parameter.is_meta:
+                        meta = True
+                    if dtype is None:
+                        if first is None:
+                            first = parameter
+                        if parameter.is_floating_point():
+                            dtype = parameter.dtype
+            for buffer in module._buffers.values():
+                if buffer is not None:
+                    if buffer.is_meta:
+                        meta = True
+                    if first_buffer is None:
+                        first_buffer = buffer
+        found = first if first is not None else first_buffer
+        return cls(
+            modules=modules,
+            training=training,
+            plain_train=plain,
+            holds_meta=meta,
+            device=found.device if found is not None else torch.device("cpu"),
+            floating_dtype=dtype,
+        )
+
+
+def _modules(model: nn.Module) -> list[nn.Module]:
+    """``list(model.modules())``: the same modules in the same order (depth first, each module once, the model
+    first), walked without building the dotted names ``named_modules`` makes for each. A model or submodule that
+    overrides ``modules`` / ``named_modules`` is walked by its own method."""
+    named_modules = nn.Module.named_modules
+    if type(model).modules is not nn.Module.modules:
+        return list(model.modules())
+    found: list[nn.Module] = []
+    seen: set[nn.Module] = set()
+    stack: list[nn.Module | None] = [model]
+    while stack:
+        module = stack.pop()
+        if module is None or module in seen:
+            continue
+        if type(module).named_modules is not named_modules:
+            return list(model.modules())
+        seen.add(module)
+        found.append(module)
+        stack.extend(reversed(module._modules.values()))  # popped first to last
+    return found
+
+
+def _model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock of ``model`` (made at its first use)."""
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+    return lock

@@ -25,7 +25,7 @@ from torch import nn
 
 from pytorch_grad_cam.core.checks import check_bool, check_input_tensor, check_model_has_data, check_targets, describe
 from pytorch_grad_cam.core.combine import LayerCombiner
-from pytorch_grad_cam.core.model import eval_mode, model_input
+from pytorch_grad_cam.core.model import eval_mode, held_model, model_input
 from pytorch_grad_cam.core.needs import Needs
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.types import Targets
@@ -96,11 +96,15 @@ class CAMMethod(ABC):
                     f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids; call it outside "
                     "inference_mode (inside torch.no_grad() is fine)"
                 )
-            check_model_has_data(self.model)
-            prepared = model_input(check_input_tensor(input_tensor, self.input_ndims), self.model)
-            checked = check_targets(targets, prepared.shape[0])
-            with eval_mode(self.model):
-                return self.explain(prepared, checked, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
+            # One look at the model for the whole call (its meta check, device, dtype and training flags), taken
+            # while the model is held; the checks come in the same order either way.
+            with held_model(self.model) as snapshot:
+                if snapshot is None or snapshot.holds_meta:
+                    check_model_has_data(self.model)
+                prepared = model_input(check_input_tensor(input_tensor, self.input_ndims), self.model, snapshot)
+                checked = check_targets(targets, prepared.shape[0])
+                with eval_mode(self.model, snapshot):
+                    return self.explain(prepared, checked, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, **options)
 
     def __call__(
         self, input_tensor: torch.Tensor, targets: Sequence[Target] | None = None, *flags: Any, **options: Any

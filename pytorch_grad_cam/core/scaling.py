@@ -16,6 +16,14 @@ def min_max_scale(maps: torch.Tensor, eps: float = 1e-7, start_dim: int = 1) -> 
     axes before it (``start_dim=1``: one range per image; ``2``: per image and channel). ``eps`` keeps a
     constant map finite (0). The reference uses ``1e-7`` for CAMs and ``1e-8`` for Score-CAM-style masks.
     """
+    if not maps.requires_grad and 0 <= start_dim < maps.ndim and maps.numel() > 0:
+        # the same values as below without the indices (several times faster on large maps), reduced over the axes
+        # themselves; a floating ``shifted`` (a new tensor, outside any graph) is divided in place
+        axes = tuple(range(start_dim, maps.ndim))
+        shifted = maps - maps.amin(dim=axes, keepdim=True)
+        spread = shifted.amax(dim=axes, keepdim=True) + eps
+        return shifted.div_(spread) if shifted.is_floating_point() else shifted / spread
+    # min / max with indices: the gradient of a tied extreme goes to one element, as it always has
     flat = maps.flatten(start_dim)
     view = tuple(maps.shape[:start_dim]) + (1,) * (maps.ndim - start_dim)
     low = flat.min(dim=-1).values.reshape(view)

@@ -584,6 +584,15 @@ class SimilarityToConceptTarget:
         return f"{type(self).__name__}(features of shape {tuple(self.features.shape)})"
 
 
+def contrast_with_similar(scores: torch.Tensor, main: torch.Tensor, others: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Finer-CAM's score of ``(..., num_classes)`` scores: ``Σ_j p_j (y[main] - alpha · y[j]) / (Σ_j p_j + 1e-9)``
+    with ``p = softmax(y)`` and ``j`` in ``others``; ``main`` (one index) and ``others`` are index tensors on the
+    scores' device."""
+    weights = torch.softmax(scores, dim=-1).index_select(-1, others)
+    numerator = (weights * (scores.index_select(-1, main) - alpha * scores.index_select(-1, others))).sum(dim=-1)
+    return numerator / (weights.sum(dim=-1) + 1e-9)
+
+
 class FinerWeightedTarget:
     """Main-category score contrasted with similar categories (Finer-CAM, https://arxiv.org/abs/2501.11309).
 
@@ -619,12 +628,9 @@ class FinerWeightedTarget:
         scores = _logits(model_output, name)
         for category in (self.main_category, *self.comparison_categories):
             _check_category(category, scores, name)
-        index = torch.tensor(self.comparison_categories, device=scores.device)
-        main = scores[..., self.main_category]
-        others = scores.index_select(-1, index)
-        weights = torch.softmax(scores, dim=-1).index_select(-1, index)
-        numerator = (weights * (main.unsqueeze(-1) - self.alpha * others)).sum(dim=-1)
-        return numerator / (weights.sum(dim=-1) + 1e-9)
+        main = torch.tensor([self.main_category], device=scores.device)
+        others = torch.tensor(self.comparison_categories, device=scores.device)
+        return contrast_with_similar(scores, main, others, self.alpha)
 
     def __repr__(self) -> str:
         name = type(self).__name__
