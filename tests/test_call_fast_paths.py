@@ -21,9 +21,9 @@ import pytorch_grad_cam as pgc
 from pytorch_grad_cam.core.checks import all_finite
 from pytorch_grad_cam.core.combine import mean_of_scaled
 from pytorch_grad_cam.core.model import ModelSnapshot, _modules, eval_mode, exclusive_use, model_device
-from pytorch_grad_cam.core.outputs import classifier_column, target_scores
+from pytorch_grad_cam.core.outputs import lone_target_rows, target_scores
 from pytorch_grad_cam.core.scaling import min_max_scale, scale_cam_tensor
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,11 +108,12 @@ def test_mean_of_scaled_gives_the_reference_numbers(shapes: list[tuple[int, ...]
 
 
 # ---------------------------------------------------------------------------------------------- targets
+@pytest.mark.parametrize("target_class", [ClassifierOutputTarget, ClassifierOutputSoftmaxTarget])
 @pytest.mark.parametrize("category", [3, -2])
-def test_classifier_column_equals_target_scores(category: int) -> None:
+def test_lone_target_rows_equals_target_scores(category: int, target_class: type) -> None:
     outputs = torch.randn(1, 6, requires_grad=True)
-    targets = [ClassifierOutputTarget(category)]
-    column = classifier_column(targets, outputs)
+    targets = [target_class(category)]
+    column = lone_target_rows(targets, outputs)
     assert column is not None
     reference = target_scores(targets, outputs)
     assert torch.equal(column, reference)
@@ -121,26 +122,25 @@ def test_classifier_column_equals_target_scores(category: int) -> None:
     assert torch.equal(by_column, by_reference)
 
 
-def test_classifier_column_only_for_a_lone_classifier_target() -> None:
+def test_lone_target_rows_only_for_a_lone_target_that_scores_rows() -> None:
     one = torch.randn(1, 6)
     two = torch.randn(2, 6)
-    assert classifier_column([ClassifierOutputTarget(1), ClassifierOutputTarget(2)], two) is None
-    assert classifier_column([pgc.utils.model_targets.ClassifierOutputSoftmaxTarget(1)], one) is None
-    assert classifier_column([ClassifierOutputTarget(1)], {"logits": one}) is None
-    assert classifier_column([lambda output: output[1]], one) is None
+    assert lone_target_rows([ClassifierOutputTarget(1), ClassifierOutputTarget(2)], two) is None
+    assert lone_target_rows([ClassifierOutputTarget(1)], {"logits": one}) is None
+    assert lone_target_rows([lambda output: output[1]], one) is None
 
 
-def test_classifier_column_errors_match_target_scores() -> None:
+def test_lone_target_rows_errors_match_target_scores() -> None:
     outputs = torch.randn(1, 6)
     for targets in ([ClassifierOutputTarget(6)], [ClassifierOutputTarget(-7)]):
         with pytest.raises(ValueError) as by_column:
-            classifier_column(targets, outputs)
+            lone_target_rows(targets, outputs)
         with pytest.raises(ValueError) as by_reference:
             target_scores(targets, outputs)
         assert str(by_column.value) == str(by_reference.value)
     outputs[0, 2] = float("inf")
     with pytest.raises(ValueError) as by_column:
-        classifier_column([ClassifierOutputTarget(2)], outputs)
+        lone_target_rows([ClassifierOutputTarget(2)], outputs)
     with pytest.raises(ValueError) as by_reference:
         target_scores([ClassifierOutputTarget(2)], outputs)
     assert str(by_column.value) == str(by_reference.value)

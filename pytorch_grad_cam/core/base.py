@@ -49,9 +49,9 @@ from pytorch_grad_cam.core.model import model_device
 from pytorch_grad_cam.core.needs import GRADIENTS, Needs
 from pytorch_grad_cam.core.outputs import (
     UnavailableTarget,
-    classifier_column,
     default_targets,
     detached,
+    lone_target_rows,
     target_scores,
     tensors_in,
 )
@@ -352,8 +352,8 @@ class BaseCAM(CAMMethod):
 
     def target_score(self, targets: Sequence[Target], outputs: Any) -> torch.Tensor:
         """Σ_i target_i(output of image i), summed to a scalar."""
-        column = classifier_column(targets, outputs)  # the usual lone ClassifierOutputTarget, in fewer operations
-        return (target_scores(targets, outputs) if column is None else column).sum()
+        rows = lone_target_rows(targets, outputs)  # the usual lone ClassifierOutputTarget, in fewer operations
+        return (target_scores(targets, outputs) if rows is None else rows).sum()
 
     def layer_index(self, target_layer: nn.Module) -> int:
         """The position of ``target_layer`` in :attr:`target_layers`."""

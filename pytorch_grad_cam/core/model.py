@@ -27,6 +27,11 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def floating_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter; ``None`` without one."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
 def model_input(input_tensor: torch.Tensor, model: nn.Module, snapshot: ModelSnapshot | None = None) -> torch.Tensor:
     """``input_tensor`` on the model's device and, when floating, in the model's floating dtype (half/bf16
     models take half/bf16 inputs); a new tensor whenever either changes, never the caller's modified.
@@ -37,8 +42,7 @@ def model_input(input_tensor: torch.Tensor, model: nn.Module, snapshot: ModelSna
     if snapshot is not None:
         dtype, device = snapshot.floating_dtype, snapshot.device
     else:
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-        device = model_device(model)
+        dtype, device = floating_dtype(model), model_device(model)
     if input_tensor.is_floating_point() and dtype is not None:
         return autograd_ready(input_tensor.to(device=device, dtype=dtype))
     return autograd_ready(input_tensor.to(device))
@@ -136,42 +140,25 @@ class ModelSnapshot:
 
     @classmethod
     def of(cls, model: nn.Module) -> ModelSnapshot:
-        """Walk ``model.modules()`` once. Parameters and buffers are read from each module's own tables, in the
-        order of ``model.parameters()`` / ``model.buffers()``."""
+        """Walk ``model.modules()`` once (the meta check reads each module's own parameter and buffer tables); the
+        device and dtype come from the first parameters, as :func:`model_device` and :func:`floating_dtype` give
+        them."""
         train = nn.Module.train
         modules = _modules(model)
-        training = [module.training for module in modules]
-        plain = type(model).eval is nn.Module.eval
-        meta = False
-        first: torch.Tensor | None = None
-        first_buffer: torch.Tensor | None = None
-        dtype: torch.dtype | None = None
-        for module in modules:
-            if type(module).train is not train:
-                plain = False
-            for parameter in module._parameters.values():
-                if parameter is not None:
-                    if parameter.is_meta:
-                        meta = True
-                    if dtype is None:
-                        if first is None:
-                            first = parameter
-                        if parameter.is_floating_point():
-                            dtype = parameter.dtype
-            for buffer in module._buffers.values():
-                if buffer is not None:
-                    if buffer.is_meta:
-                        meta = True
-                    if first_buffer is None:
-                        first_buffer = buffer
-        found = first if first is not None else first_buffer
+        plain = type(model).eval is nn.Module.eval and all(type(module).train is train for module in modules)
+        meta = any(
+            tensor is not None and tensor.is_meta
+            for module in modules
+            for table in (module._parameters, module._buffers)
+            for tensor in table.values()
+        )
         return cls(
             modules=modules,
-            training=training,
+            training=[module.training for module in modules],
             plain_train=plain,
             holds_meta=meta,
-            device=found.device if found is not None else torch.device("cpu"),
-            floating_dtype=dtype,
+            device=model_device(model),
+            floating_dtype=floating_dtype(model),
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from pytorch_grad_cam.core.checks import all_finite, describe
-from pytorch_grad_cam.core.targets import ClassifierOutputTarget, Target, _check_category
+from pytorch_grad_cam.core.targets import ClassifierOutputTarget, Target
 
 
 def map_tensors(output: Any, function: Callable[[torch.Tensor], Any]) -> Any:
@@ -130,24 +130,23 @@ def target_scores(targets: Sequence[Target], outputs: Any, first_index: int | No
     return stacked
 
 
-def classifier_column(targets: Sequence[Target], outputs: Any) -> torch.Tensor | None:
-    """The score of a lone :class:`ClassifierOutputTarget` on a ``(1, num_classes)`` tensor output, read as one
-    column of it: float32 ``(1,)``, checked like :func:`target_scores` (the same errors). ``None`` for any other
+def lone_target_rows(targets: Sequence[Target], outputs: Any) -> torch.Tensor | None:
+    """:func:`target_scores` of a batch of one image whose target scores rows itself (``target.score_rows``, e.g.
+    :class:`ClassifierOutputTarget` on a ``(1, num_classes)`` tensor output: one column of it), in fewer
+    operations: float32 ``(1,)``, checked like :func:`target_scores` (the same errors). ``None`` for any other
     targets or output.
 
-    The same values and gradients as :func:`target_scores`, with fewer operations, except that a score of ``-0.0``
-    keeps its sign here (``target_scores`` sums each image's score, which makes it ``0.0``): their sums, which
+    The same values and gradients as :func:`target_scores`, except that a score of ``-0.0`` keeps its sign here
+    (``target_scores`` sums each image's score, which makes it ``0.0``): their sums, which
     :meth:`~pytorch_grad_cam.core.base.BaseCAM.target_score` differentiates, are the same number.
     """
-    if len(targets) != 1 or type(targets[0]) is not ClassifierOutputTarget:
+    if len(targets) != 1 or not isinstance(outputs, torch.Tensor):
         return None
-    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or outputs.shape[0] != 1:
-        return None
-    category = targets[0].category
-    _check_category(category, outputs, ClassifierOutputTarget.__name__)
-    scores = outputs[:, category].float()
-    check_finite_scores(scores, targets)
-    return scores
+    score_rows = getattr(targets[0], "score_rows", None)
+    rows = score_rows(outputs, 1) if callable(score_rows) else None
+    if rows is not None:
+        check_finite_scores(rows, targets)
+    return rows
 
 
 def _target_name(index: int, first_index: int | None) -> str:
