@@ -32,10 +32,25 @@ How it is timed
     Every method first gets one untimed warm-up call per library (its maps give the correlation), then
     ``repeats`` timed calls per library, interleaved in one loop: ours, torchcam, captum, grad-cam, then the
     reverse order, and so on. In-process calls are timed around the call; grad-cam 1.5.7's calls are timed
-    inside the worker (the pipe is not timed) while this process waits, so the two never run at once. The
+    inside the worker (the pipe is not timed) while this process waits, so the two never run at once.
+    Against grad-cam 1.5.7, ours are the calls of a second worker, the same worker code run by this venv's
+    interpreter (``ours (worker)`` in the interleaving): the same process set-up on both sides. The same
+    forward passes run up to ~10% slower in this process than in a fresh worker (this process holds three
+    libraries, several models and its import history; the measured gap moved with what it had imported), so
+    an in-process call against a worker call would measure the processes, not the libraries. The
     table gives the medians and ``ratio = peer s / ours s`` (above 1: we are faster). Each library works on
-    its own deep copy of the model. ``torch.set_num_threads(--threads)`` (2) in both processes; progress
+    its own deep copy of the model. ``torch.set_num_threads(--threads)`` (2) in every process; progress
     bars off (``progress=False`` for ours, ``TQDM_DISABLE=1`` for the others).
+
+    The heap (``--heap pinned``, the default): glibc hands large blocks to the system when they are freed and
+    moves its thresholds with the process's history, so the same forward passes page-fault more or less from one
+    process to the next. Measured on this project's 2-core machine: resnet18 batch 8 forwards took 172-196 ms per
+    pass in fresh processes with ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296`` and
+    196-224 ms without (3 processes each), and ScoreCAM against grad-cam 1.5.7 (both in worker processes) gave
+    0.88 without them and 1.01-1.02 with them (two full runs). So the script starts itself again with those two
+    variables set (glibc reads them at start-up; other C libraries ignore them), and every process of the run,
+    workers included, has the same fixed policy.
+    ``--heap inherit`` keeps the environment's. The table's last line says which.
 
     The gradient methods run at the full setting (both models, batch 1 and 8, input 224). The perturbation
     methods (ScoreCAM, SS-CAM, IS-CAM, AblationCAM) and SESS (dozens of CAM calls per image) are far too slow
@@ -53,7 +68,7 @@ Agreement
 How to run (from the repository root, this repository's venv active)
     python benchmarks/bench_peers.py --install   # install the peers into benchmarks/.peers/ and exit
     python benchmarks/bench_peers.py --quick     # smoke run (~2-4 min on 2 busy cores), see below
-    python benchmarks/bench_peers.py             # full run (14 min on 2 idle cores, 38-46 min shared)
+    python benchmarks/bench_peers.py             # full run (16 min on 2 idle cores, more when shared)
     python benchmarks/bench_peers.py --json peers.json --peers torchcam,captum --methods GradCAM,LayerCAM
 
 ``--quick``: resnet18, batch 1, input 64 for every method, one warm-up and one timed call per library for the
@@ -83,7 +98,7 @@ import sysconfig
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -103,6 +118,11 @@ CAPTUM_VERSION = "0.9.0"
 GRADCAM_VERSION = "1.5.7"
 
 TORCHCAM, CAPTUM, GRADCAM = "torchcam", "captum", "grad-cam"
+#: glibc's heap policy in every process of a run (``--heap pinned``): memory up to 32 MB comes from the heap, and
+#: freed memory is kept for reuse instead of being returned to the system.
+PINNED_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024), "MALLOC_TRIM_THRESHOLD_": str(4 * 1024**3)}
+#: Our calls made in a worker process of this venv, for the comparison with grad-cam 1.5.7's worker.
+OURS_WORKER = "ours (worker)"
 PEER_NAMES = (TORCHCAM, CAPTUM, GRADCAM)
 GRADIENT, PERTURBATION = "gradient", "perturbation"
 
@@ -153,6 +173,11 @@ def min_ratio(peer_times: Sequence[float], ours_times: Sequence[float]) -> float
         return math.nan
     ours = min(ours_times)
     return min(peer_times) / ours if ours > 0 else math.nan
+
+
+def heap_pinned(environment: Mapping[str, str]) -> bool:
+    """Whether ``environment`` already holds :data:`PINNED_HEAP`."""
+    return all(environment.get(name) == value for name, value in PINNED_HEAP.items())
 
 
 def interleaved_order(names: Sequence[str], repeat: int) -> list[str]:
@@ -529,7 +554,7 @@ def release_cam(cam: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The grad-cam 1.5.7 worker (runs in the peer venv: python -I bench_peers.py --worker)
+# The worker (grad-cam 1.5.7 in the peer venv, ours in this venv: python -I bench_peers.py --worker)
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -603,9 +628,10 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """The client side of the grad-cam 1.5.7 worker process."""
+    """The client side of a worker process (grad-cam 1.5.7's, or ours for the comparison with it)."""
 
     def __init__(self, python: Path, threads: int) -> None:
+        self.python = python
         env = {**os.environ, "TQDM_DISABLE": "1"}
         self.process = subprocess.Popen(
             [str(python), "-I", str(Path(__file__).resolve()), "--worker", "--threads", str(threads)],
@@ -622,7 +648,7 @@ class Worker:
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the grad-cam {GRADCAM_VERSION} worker exited (code {self.process.wait()})")
+            raise RuntimeError(f"the worker {self.python} exited (code {self.process.wait()})")
         answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
             raise WorkerError(answer["error"])
@@ -784,7 +810,8 @@ class Participant:
 
 
 class WorkerParticipant(Participant):
-    """grad-cam 1.5.7 in the worker; the worker times its own calls and saves the warm-up maps to a file."""
+    """A library in a worker (grad-cam 1.5.7, or ours for that comparison); the worker times its own calls and
+    saves the warm-up maps to a file."""
 
     def __init__(self, worker: Worker, key: str, spec: dict[str, Any], scratch: Path) -> None:
         self.worker, self.key, self.scratch = worker, key, scratch
@@ -932,6 +959,7 @@ def run_setting(
     worker: Worker | None,
     scratch: Path,
     seed: int,
+    ours_worker: Worker | None = None,
 ) -> list[Row]:
     """Compare every method of ``specs`` (of this setting's group) with its available peers."""
     import torch
@@ -946,13 +974,15 @@ def run_setting(
     if worker is not None:
         torch.save(model.state_dict(), scratch / "state.pt")
         torch.save(x, scratch / "input.pt")
-        worker.request(
-            "setup",
-            model=setting.model,
-            state=str(scratch / "state.pt"),
-            input=str(scratch / "input.pt"),
-            classes=classes,
-        )
+        for each in (worker, ours_worker):
+            if each is not None:
+                each.request(
+                    "setup",
+                    model=setting.model,
+                    state=str(scratch / "state.pt"),
+                    input=str(scratch / "input.pt"),
+                    classes=classes,
+                )
     rows: list[Row] = []
     for spec in specs:
         if spec.group != setting.group or (spec.batch_one_only and setting.batch != 1):
@@ -960,7 +990,7 @@ def run_setting(
         peer_methods = [peer for peer in spec.peers if peer.peer in peers]
         if not peer_methods:
             continue
-        rows.extend(compare(spec, peer_methods, setting, model, x, classes, layer_name, worker, scratch))
+        rows.extend(compare(spec, peer_methods, setting, model, x, classes, layer_name, worker, scratch, ours_worker))
     return rows
 
 
@@ -974,8 +1004,12 @@ def compare(
     layer_name: str,
     worker: Worker | None,
     scratch: Path,
+    ours_worker: Worker | None = None,
 ) -> list[Row]:
-    """Warm-up, interleaved timed calls and correlations for one method and its peers."""
+    """Warm-up, interleaved timed calls and correlations for one method and its peers.
+
+    grad-cam 1.5.7's calls are compared with ours made in ``ours_worker`` (the same worker code in this venv),
+    the in-process peers' calls with ours made in this process."""
     rows = {
         peer.peer: Row(
             spec.name,
@@ -1010,9 +1044,10 @@ def compare(
                 copied = copy.deepcopy(model)
                 participants[peer.peer] = captum_participant(peer, copied, copied.layer4[-1], x, classes)
             else:
-                assert worker is not None
+                assert worker is not None and ours_worker is not None
                 key = f"{spec.name}-{setting.model}-{setting.batch}"
                 participants[peer.peer] = WorkerParticipant(worker, key, spec.cam_spec(ours=False), scratch)
+                participants[OURS_WORKER] = WorkerParticipant(ours_worker, key, spec.cam_spec(ours=True), scratch)
         except Exception as error:
             rows[peer.peer].error = _short(error)
     try:
@@ -1025,11 +1060,11 @@ def compare(
             except Exception as error:
                 if name == "ours":
                     raise
-                rows[name].error = _short(error)
+                rows[GRADCAM if name == OURS_WORKER else name].error = _short(error)
                 participant.close()
                 del participants[name]
         for name in list(participants):
-            if name != "ours":
+            if name in rows:
                 try:
                     rows[name].correlation = mean_image_correlation(maps["ours"], maps[name])
                 except ValueError as error:
@@ -1039,7 +1074,8 @@ def compare(
                 times[name].append(participants[name].timed())
         for name, row in rows.items():
             if name in times:
-                row.ours_times, row.peer_times = list(times["ours"]), times[name]
+                ours = OURS_WORKER if name == GRADCAM else "ours"
+                row.ours_times, row.peer_times = list(times.get(ours, [])), times[name]
     except Exception as error:
         for row in rows.values():
             row.error = row.error or _short(error)
@@ -1072,7 +1108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", default=None, help="gradient setting models (default resnet18,resnet50)")
     parser.add_argument("--batches", default=None, help="gradient setting batch sizes (default 1,8)")
     parser.add_argument("--size", type=int, default=None, help="gradient setting input size (default 224)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per library, gradient setting (3)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per library, gradient setting (5)")
     parser.add_argument("--reduced-models", default=None, help="perturbation setting models (default resnet18)")
     parser.add_argument("--reduced-batches", default=None, help="perturbation setting batch sizes (default 1)")
     parser.add_argument("--reduced-size", type=int, default=None, help="perturbation setting input size (96)")
@@ -1084,6 +1120,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--samples", type=int, default=None, help="SS-CAM / IS-CAM samples in both libraries (2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every process (2)")
+    parser.add_argument(
+        "--heap",
+        choices=("pinned", "inherit"),
+        default="pinned",
+        help="pinned (default): every process runs with glibc's heap policy fixed (see the module docstring); "
+        "inherit: the environment's",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="save the raw numbers here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -1093,7 +1136,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "models": "resnet18" if quick else "resnet18,resnet50",
         "batches": "1" if quick else "1,8",
         "size": 64 if quick else 224,
-        "repeats": 1 if quick else 3,
+        "repeats": 1 if quick else 5,
         "reduced_models": "resnet18",
         "reduced_batches": "1",
         "reduced_size": 64 if quick else 96,
@@ -1120,6 +1163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(args.threads)
+    if args.heap == "pinned" and argv is None and not heap_pinned(os.environ):
+        # glibc reads these when the process starts: run again with them (the workers inherit them)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **PINNED_HEAP})
     os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: captum / torchcam bars, if any
     peers = ensure_peers(args.peers, "force" if args.install else "never" if args.no_install else "auto")
     if INPROC_SITE.is_dir() and str(INPROC_SITE) not in sys.path:
@@ -1143,6 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[Row] = []
     worker: Worker | None = None
+    ours_worker: Worker | None = None
     worker_info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -1153,11 +1200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not Path(worker_info["file"]).resolve().is_relative_to(GRADCAM_VENV):
                     raise RuntimeError(f"the worker imported {worker_info['file']}, not grad-cam {GRADCAM_VERSION}")
                 print(f"[bench_peers] grad-cam worker: {worker_info}", file=sys.stderr)
+                ours_worker = Worker(Path(sys.executable), args.threads)
+                ours_file = ours_worker.request("hello")["file"]
+                if Path(ours_file).resolve() != Path(pytorch_grad_cam.__file__).resolve():
+                    raise RuntimeError(f"our worker imported {ours_file}, not {pytorch_grad_cam.__file__}")
             for setting in settings_for(args):
-                rows.extend(run_setting(setting, specs, peers, worker, scratch, args.seed))
+                rows.extend(run_setting(setting, specs, peers, worker, scratch, args.seed, ours_worker))
         finally:
-            if worker is not None:
-                worker.close()
+            for each in (worker, ours_worker):
+                if each is not None:
+                    each.close()
     wall = time.perf_counter() - started
 
     print(format_table(rows))
@@ -1179,10 +1231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "samples": args.samples,
         "seed": args.seed,
         "warm": True,
+        "heap": "pinned" if heap_pinned(os.environ) else "inherited",
     }
     print(
         f"\n{meta['mode']} run: {wall:.0f} s wall, {args.threads} torch threads, {os.cpu_count()} CPUs; warm calls; "
-        f"peers {peers}"
+        f"{meta['heap']} heap; peers {peers}"
     )
     if args.json is not None:
         args.json.write_text(json.dumps({"meta": meta, "rows": [row.as_dict() for row in rows]}, indent=1))

@@ -25,13 +25,20 @@ class GuidedBackpropReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, input_img: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(input_img)
-        return input_img.clamp_min(0)
+        output = input_img.clamp_min(0)
+        ctx.save_for_backward(output)  # y > 0 exactly where x > 0
+        return output
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
-        (input_img,) = ctx.saved_tensors
-        return grad_output.clamp_min(0) * (input_img > 0).to(grad_output.dtype)
+        (output,) = ctx.saved_tensors
+        return _guided(grad_output, output)
+
+
+def _guided(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``[y > 0]·[g > 0]·g`` in two kernels: the positive part of the gradient, then ReLU's own backward (which
+    keeps it where the ReLU's output ``y`` is positive)."""
+    return torch.ops.aten.threshold_backward(grad_output.clamp_min(0), output, 0)
 
 
 class GuidedBackpropReLUInPlace(torch.autograd.Function):
@@ -48,7 +55,7 @@ class GuidedBackpropReLUInPlace(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
         (output,) = ctx.saved_tensors
-        return grad_output.clamp_min(0) * (output > 0).to(grad_output.dtype)
+        return _guided(grad_output, output)
 
 
 class GuidedFunctionalReLUs(TorchFunctionMode):
@@ -79,10 +86,16 @@ class GuidedFunctionalReLUs(TorchFunctionMode):
 
 
 class GuidedBackpropReLUasModule(nn.Module):
-    """:class:`GuidedBackpropReLU` as a module, swapped in for every ``nn.ReLU`` during a call."""
+    """:class:`GuidedBackpropReLU` as a module, swapped in for every ``nn.ReLU`` during a call (in place where the
+    ``nn.ReLU`` it stands for was: :class:`GuidedBackpropReLUInPlace`)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, input_img: torch.Tensor) -> torch.Tensor:
-        return GuidedBackpropReLU.apply(input_img)
+        in_place = self.inplace and not (input_img.is_leaf and input_img.requires_grad)  # never on the input leaf
+        return (GuidedBackpropReLUInPlace if in_place else GuidedBackpropReLU).apply(input_img)
 
 
 class GuidedBackpropReLUModel:
@@ -176,8 +189,8 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
         if isinstance(child, nn.ReLU)
     ]
     try:
-        for parent, name, _ in swapped:
-            parent._modules[name] = GuidedBackpropReLUasModule()
+        for parent, name, child in swapped:
+            parent._modules[name] = GuidedBackpropReLUasModule(inplace=child.inplace)
         with GuidedFunctionalReLUs():
             yield
     finally:

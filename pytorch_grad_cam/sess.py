@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_grad_cam.core import CAMMethod, CAMWrapper, Target
-from pytorch_grad_cam.core.checks import check_bool, check_choice, check_positive_int, check_real, describe
+from pytorch_grad_cam.core.checks import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_real,
+    deferred_checks,
+    describe,
+)
 from pytorch_grad_cam.core.filters import gaussian_blur
 from pytorch_grad_cam.core.outputs import check_finite_scores, detached, row_scores
 from pytorch_grad_cam.core.perturbation import BatchSize
@@ -155,10 +162,11 @@ class SESS(CAMWrapper):
         kept = self.kept_patches(scores)
         weights = self.patch_weights(scores, kept)
         cam_options = {"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, **options}
-        maps = [
-            self.fuse(image, target, weights[i], order, window, step, **cam_options)
-            for i, (image, target, order) in enumerate(zip(images, targets, kept.tolist()))
-        ]
+        with deferred_checks():  # the base method's checks of every batch of patches: one wait, at the end
+            maps = [
+                self.fuse(image, target, weights[i], order, window, step, **cam_options)
+                for i, (image, target, order) in enumerate(zip(images, targets, kept.tolist()))
+            ]
         return scale_cam_tensor(torch.stack(maps))
 
     def enhance(self, image: torch.Tensor, target: Target, **cam_options: Any) -> torch.Tensor:
@@ -167,7 +175,8 @@ class SESS(CAMWrapper):
         scores = self.get_scores(self.collect_patches(image, window, step)[0], target)[None]
         kept = self.kept_patches(scores)
         weights = self.patch_weights(scores, kept)
-        return self.fuse(image, target, weights[0], kept[0].tolist(), window, step, **cam_options)
+        with deferred_checks():
+            return self.fuse(image, target, weights[0], kept[0].tolist(), window, step, **cam_options)
 
     def fuse(
         self,

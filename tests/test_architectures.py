@@ -544,7 +544,9 @@ def test_frozen_resnet_backbone() -> None:
 
 
 def test_torch_compile(golden_input: torch.Tensor) -> None:
-    """Hooks work through torch.compile; gradients to inner layers exist only without AOTAutograd.
+    """Hooks work through torch.compile. Under AOTAutograd, gradients to inner layers exist only when the graph
+    starts at the target layer (the default: the forward pass records the graph from the first target layer
+    on); with ``detach=False`` the whole graph is recorded and the error names the way out.
 
     ``backend="aot_eager"`` goes through the same AOTAutograd path as the default inductor backend, minus
     the (slow) code generation.
@@ -563,8 +565,10 @@ def test_torch_compile(golden_input: torch.Tensor) -> None:
         compiled = torch.compile(model, backend="aot_eager")
         cam = run_cam(pgc.EigenCAM, compiled, [model[5]], golden_input)  # gradient-free: fine
         np.testing.assert_allclose(cam, expected_eigen, atol=1e-5)
+        cam = run_cam(pgc.GradCAM, compiled, [model[5]], golden_input)
+        np.testing.assert_allclose(cam, expected_grad, atol=1e-5)
         with pytest.raises(ValueError, match=r"torch.compile'd.*model._orig_mod"):
-            run_cam(pgc.GradCAM, compiled, [model[5]], golden_input)
+            run_cam(pgc.GradCAM, compiled, [model[5]], golden_input, detach=False)
         cam = run_cam(pgc.GradCAM, compiled._orig_mod, [model[5]], golden_input)  # the documented way out
         np.testing.assert_allclose(cam, expected_grad, atol=1e-5)
     assert hook_count(model) == 0

@@ -139,3 +139,34 @@ def test_quick_arguments(bench: ModuleType) -> None:
     assert (full.models, full.batches, full.size) == (["resnet18", "resnet50"], [1, 8], 224)
     with pytest.raises(SystemExit):
         bench.parse_args(["--peers", "lime"])
+
+
+def test_grad_cam_rows_time_ours_in_a_worker_too(bench: ModuleType, tmp_path) -> None:
+    """Against grad-cam 1.5.7's worker, ours is timed in a worker of the same kind. Here both workers run this
+    venv's library (no peer installed): the row's two sides are then the same code in the same set-up, and
+    the in-process call is not used for the grad-cam row."""
+    import sys
+    from pathlib import Path
+
+    spec = next(spec for spec in bench.method_specs(samples=1) if spec.name == "GradCAM")
+    setting = bench.Setting(bench.GRADIENT, "resnet18", 1, 64, 2, "test")
+    workers = [bench.Worker(Path(sys.executable), 1) for _ in range(2)]
+    try:
+        assert Path(workers[1].request("hello")["file"]).parent.name == "pytorch_grad_cam"
+        rows = bench.run_setting(setting, [spec], {bench.GRADCAM: "test"}, workers[0], tmp_path, 0, workers[1])
+    finally:
+        for worker in workers:
+            worker.close()
+    [row] = [row for row in rows if row.peer == bench.GRADCAM]
+    assert not row.error, row.error
+    assert len(row.ours_times) == len(row.peer_times) == 2
+    assert row.correlation == pytest.approx(1.0)
+    assert all(worker.process.returncode == 0 for worker in workers)
+
+
+def test_heap_policy(bench: ModuleType) -> None:
+    assert bench.parse_args([]).heap == "pinned"
+    assert bench.parse_args(["--heap", "inherit"]).heap == "inherit"
+    assert bench.heap_pinned(bench.PINNED_HEAP)
+    assert not bench.heap_pinned({})
+    assert not bench.heap_pinned({**bench.PINNED_HEAP, "MALLOC_TRIM_THRESHOLD_": "0"})

@@ -80,8 +80,9 @@ def test_finer_cam_makes_no_wait_per_image(gpu_check, tiny_cnn, golden_input, op
 
 def _waits_outside_the_base(
     gpu_check: ModuleType, monkeypatch: pytest.MonkeyPatch, cam: Any, *args: Any
-) -> tuple[int, int]:
-    """The waits of ``cam(*args)`` outside its base method's ``compute`` calls, and the number of those calls."""
+) -> tuple[int, int, int]:
+    """The waits of ``cam(*args)`` outside its base method's ``compute`` calls, the number of those calls and the
+    waits inside them."""
     compute, inside = cam.base_cam.compute, []
     with gpu_check.counting_waits(torch.device("cpu")) as counter:
 
@@ -94,22 +95,27 @@ def _waits_outside_the_base(
 
         monkeypatch.setattr(cam.base_cam, "compute", counted)
         cam(*args)
-    return counter.total - sum(inside), len(inside)
+    return counter.total - sum(inside), len(inside), sum(inside)
 
 
-def test_sess_makes_no_wait_of_its_own_per_batch_or_image(gpu_check, monkeypatch, tiny_cnn, golden_input) -> None:
-    """Five times the batches of patches per image and twice the images: the waits SESS makes outside its base
-    method's calls stay the same (the input check, the patch scores' finiteness check, the kept patches' indices
-    and the result). The base method's own checks still wait in each of its calls (one per batch of patches)."""
-    own, calls = [], []
+def test_sess_waits_the_same_for_any_number_of_batches_or_images(
+    gpu_check, monkeypatch, tiny_cnn, golden_input
+) -> None:
+    """Five times the batches of patches per image and twice the images: the waits of a SESS call stay the same
+    (the input check, the patch scores' finiteness check, the kept patches' indices, the base method's checks of
+    every batch read at once at the end, and the result). The base method's calls themselves make none: their
+    checks are deferred (:func:`~pytorch_grad_cam.core.checks.deferred_checks`)."""
+    own, calls, inside = [], [], []
     for images, batch_size in ((golden_input, 16), (torch.cat([golden_input, golden_input]), 2)):
         cam = SESS(tiny_cnn, [tiny_cnn[6]], num_scales=3, batch_size=batch_size)  # 10 patches per image
-        waits, base_calls = _waits_outside_the_base(
+        waits, base_calls, base_waits = _waits_outside_the_base(
             gpu_check, monkeypatch, cam, images, golden_targets() * (len(images) // 2)
         )
         own.append(waits)
         calls.append(base_calls)
+        inside.append(base_waits)
     assert calls == [2, 20]
+    assert inside == [0, 0]
     assert own[1] == own[0]
 
 

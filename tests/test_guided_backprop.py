@@ -9,7 +9,7 @@ from conftest import hook_count
 from torch import nn
 
 from pytorch_grad_cam import GuidedBackpropReLUModel
-from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUasModule, cam_gb
+from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUasModule, cam_gb, guided_relus
 from pytorch_grad_cam.utils.image import deprocess_image
 
 
@@ -134,3 +134,30 @@ def test_cam_gb():
     np.testing.assert_array_equal(batch[1], cam_gb(cam[::-1], gb[::-1]))
     with pytest.raises(ValueError, match=r"grayscale_cam must have shape \(H, W\).*got \(4, 5\) and \(5, 4, 3\)"):
         cam_gb(cam, gb.transpose(1, 0, 2))
+
+
+def test_in_place_relus_stay_in_place_and_give_the_same_gradient() -> None:
+    """An ``nn.ReLU(inplace=True)`` is guided in place (its input is not copied), one applied to the input itself
+    out of place (the input leaf cannot change in place); the gradients equal those of out-of-place ReLUs."""
+    torch.manual_seed(0)
+
+    def build(inplace: bool) -> nn.Sequential:
+        torch.manual_seed(1)
+        return nn.Sequential(
+            nn.ReLU(inplace=inplace),  # on the input leaf
+            nn.Conv2d(3, 6, 3),
+            nn.ReLU(inplace=inplace),
+            nn.Conv2d(6, 4, 3),
+            nn.ReLU(inplace=inplace),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        ).eval()
+
+    x = torch.randn(2, 3, 12, 12)
+    in_place, copied = build(True), build(False)
+    expected = GuidedBackpropReLUModel(copied)(x, target_category=[1, 2])
+    np.testing.assert_array_equal(GuidedBackpropReLUModel(in_place)(x, target_category=[1, 2]), expected)
+    assert all(module.inplace for module in in_place if isinstance(module, nn.ReLU))  # put back as they were
+    with guided_relus(in_place):
+        assert [module.inplace for module in in_place if hasattr(module, "inplace")] == [True, True, True]

@@ -71,3 +71,19 @@ def test_smooth_gradcam_plusplus_averages_gradient_powers(tiny_cnn, golden_input
 def test_smooth_gradcam_plusplus_bad_arguments(tiny_cnn, factory, error, message):
     with pytest.raises(error, match=message):
         factory(tiny_cnn)
+
+
+def test_the_noisy_copies_per_pass_do_not_change_the_result(tiny_cnn, golden_input):
+    """batch_size groups the noisy copies into passes; the noise (drawn copy by copy) and the map are the same."""
+    layers = [tiny_cnn[4]]
+    maps = []
+    for batch_size in (1, 2, 5, 64):  # copies of the 2 images per pass: 1, 1, 2 (then 1), all 5
+        torch.manual_seed(3)
+        cam = SmoothGradCAMPlusPlus(
+            tiny_cnn, layers, num_samples=5, noise_level=0.3, batch_size=batch_size, progress=False
+        )
+        maps.append(cam(golden_input))
+    for other in maps[1:]:
+        np.testing.assert_allclose(other, maps[0], atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size"):
+        SmoothGradCAMPlusPlus(tiny_cnn, layers, batch_size=0)

@@ -36,7 +36,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pytorch_grad_cam.core.checks import all_finite, check_bool, check_callable, check_model, check_target_layers
+from pytorch_grad_cam.core.checks import (
+    check_bool,
+    check_callable,
+    check_model,
+    check_target_layers,
+    require_finite,
+    unless_on_device,
+)
 from pytorch_grad_cam.core.combine import LayerCombiner, mean_of_scaled
 from pytorch_grad_cam.core.layers import (
     LayerChoice,
@@ -71,6 +78,10 @@ from pytorch_grad_cam.core.recording import (
 from pytorch_grad_cam.core.scaling import scale_cam_tensor
 from pytorch_grad_cam.core.targets import Target
 from pytorch_grad_cam.core.types import Layers, Reshape, Targets
+
+
+def _non_finite_output() -> ValueError:
+    return ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
 
 
 class BaseCAM(CAMMethod):
@@ -381,11 +392,13 @@ class BaseCAM(CAMMethod):
         if isinstance(self.reshape_transform, TokenGridReshape):
             self.reshape_transform.input_size = tuple(input_tensor.shape[2:])
         kernel = twice_differentiable_attention() if needs.second_order else nullcontext()
+        record.graph_from_layers = needs.graph_from_layers(self.detach)
         with kernel, torch.set_grad_enabled(needs.forward_records_graph(self.detach)):
             outputs = record(input_tensor)
         self.outputs = detached(outputs)
-        if not all(all_finite(t) for t in tensors_in(outputs) if t.is_floating_point()):
-            raise ValueError("the model output contains NaN or inf values; no CAM can be computed from it")
+        for tensor in tensors_in(outputs):
+            if tensor.is_floating_point():
+                require_finite(tensor, _non_finite_output)
         targets = self.default_targets(outputs, input_tensor.shape[0]) if targets is None else list(targets)
         if needs.backward:
             with torch.enable_grad():
@@ -429,15 +442,19 @@ class BaseCAM(CAMMethod):
                 f"{input_tensor.ndim - 2}-D map (B, C, {axes}) is needed; pass a reshape_transform (e.g. for a "
                 "vision transformer) or pick another layer"
             )
-        if record.grads is not None and not bool(record.grads.any()):
-            warnings.warn(
-                f"the gradients of the target score with respect to target_layers[{index}] "
-                f"({type(record.layer).__name__}) are all zero, so its map is blank. With a vision transformer "
-                "whose target layer is the last block, only the class token reaches the output: choose a "
-                "layer inside the last block, e.g. blocks[-1].norm1 (timm) or encoder.layers[-1].ln_1 "
-                "(torchvision)",
-                stacklevel=5,
-            )
+        if record.grads is not None:
+
+            def blank() -> None:
+                warnings.warn(
+                    f"the gradients of the target score with respect to target_layers[{index}] "
+                    f"({type(record.layer).__name__}) are all zero, so its map is blank. With a vision transformer "
+                    "whose target layer is the last block, only the class token reaches the output: choose a "
+                    "layer inside the last block, e.g. blocks[-1].norm1 (timm) or encoder.layers[-1].ln_1 "
+                    "(torchvision)",
+                    stacklevel=9,  # blank, unless_on_device, _layer_map, _one_pass, explain, compute, __call__
+                )
+
+            unless_on_device(record.grads.any(), blank)
         if not (self._overrides("get_cam_image") or self._overrides("get_cam_weights")):
             cam = self.layer_map(record, eigen_smooth)
         else:  # a grad-cam 1.x subclass: numpy in (unless torch_native), numpy or tensors out
@@ -448,9 +465,11 @@ class BaseCAM(CAMMethod):
                 grads = None if grads is None else grads.detach().cpu().numpy()
             cam = self.get_cam_image(input_tensor, record.layer, targets, values, grads, eigen_smooth)
         cam = torch.as_tensor(cam).to(record.activations.device).float()
-        if not all_finite(cam):
-            raise ValueError(
+        require_finite(
+            cam,
+            lambda: ValueError(
                 f"{type(self).__name__} gave a non-finite map for target_layers[{index}] "
                 f"({type(record.layer).__name__}) (NaN or inf in its weights or activations)"
-            )
+            ),
+        )
         return cam.clamp_min(0)

@@ -11,7 +11,9 @@ import cmath
 import math
 import numbers
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -202,6 +204,75 @@ def all_finite(tensor: torch.Tensor) -> bool:
     return bool(torch.isfinite(values).all())
 
 
+#: The checks queued by :func:`deferred_checks` (``None`` outside it): a 0-d boolean tensor on the device, and
+#: what to do when it is ``False`` (raise or warn).
+_PENDING: ContextVar[list[tuple[torch.Tensor, Callable[[], None]]] | None] = ContextVar("_PENDING", default=None)
+
+
+@contextmanager
+def deferred_checks() -> Iterator[None]:
+    """Within the block, :func:`unless_on_device` and :func:`require_finite` do not make the host wait for the
+    device: each queues a boolean computed on the device, and the block's end reads them all at once (one wait
+    per device) and acts on the failed ones in the order they were queued: the first error is raised, warnings
+    are issued. For loops that call a CAM many times (SESS's batches of patches), whose checks would otherwise
+    wait once each. The work done after a failing check until the end of the block is wasted, never returned.
+    Nested blocks leave the decision to the outermost.
+    """
+    if _PENDING.get() is not None:
+        yield
+        return
+    pending: list[tuple[torch.Tensor, Callable[[], None]]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException as error:
+        _PENDING.reset(token)
+        try:
+            _settle(pending)  # a failed check queued before the error is its likely cause
+        except Exception as cause:
+            raise cause from error
+        raise
+    _PENDING.reset(token)
+    _settle(pending)
+
+
+def _settle(pending: list[tuple[torch.Tensor, Callable[[], None]]]) -> None:
+    by_device: dict[torch.device, list[int]] = {}
+    for position, (flag, _) in enumerate(pending):
+        by_device.setdefault(flag.device, []).append(position)
+    passed = [True] * len(pending)
+    for positions in by_device.values():
+        for position, value in zip(positions, torch.stack([pending[i][0] for i in positions]).tolist()):
+            passed[position] = bool(value)
+    for ok, (_, otherwise) in zip(passed, pending):
+        if not ok:
+            otherwise()
+
+
+def unless_on_device(flag: torch.Tensor, otherwise: Callable[[], None]) -> None:
+    """Call ``otherwise`` (which raises or warns) when the 0-d boolean ``flag`` is ``False``: at once (one wait for
+    the device), or at the end of the enclosing :func:`deferred_checks` block."""
+    pending = _PENDING.get()
+    if pending is not None:
+        pending.append((flag.detach(), otherwise))
+    elif not bool(flag):
+        otherwise()
+
+
+def require_finite(tensor: torch.Tensor, error: Callable[[], Exception]) -> None:
+    """Raise ``error()`` when an element of ``tensor`` is NaN or infinite: at once with :func:`all_finite` (one
+    wait), or at the end of the enclosing :func:`deferred_checks` block."""
+
+    def fail() -> None:
+        raise error()
+
+    if _PENDING.get() is None:
+        if not all_finite(tensor):
+            fail()
+        return
+    unless_on_device(torch.isfinite(tensor.detach()).all(), fail)
+
+
 def check_input_tensor(input_tensor: Any, ndims: Sequence[int] = (4, 5), name: str = "input_tensor") -> torch.Tensor:
     """Raise unless ``input_tensor`` is a non-empty, finite, floating-point image batch with ``ndims`` axes
     (``name`` is the argument's name in the messages)."""
@@ -220,8 +291,7 @@ def check_input_tensor(input_tensor: Any, ndims: Sequence[int] = (4, 5), name: s
             f"{name} is on the meta device, which holds a shape but no data; pass a tensor with values, e.g. on "
             "'cpu' or 'cuda'"
         )
-    if not all_finite(input_tensor):
-        raise ValueError(f"{name} contains NaN or inf values")
+    require_finite(input_tensor, lambda: ValueError(f"{name} contains NaN or inf values"))
     return input_tensor
 
 

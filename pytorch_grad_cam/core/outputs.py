@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pytorch_grad_cam.core.checks import all_finite, describe
+from pytorch_grad_cam.core.checks import describe, require_finite
 from pytorch_grad_cam.core.targets import ClassifierOutputTarget, Target
 
 
@@ -166,21 +166,24 @@ def _scores(targets: Sequence[Target], outputs: Any, first_index: int | None) ->
 
 def check_finite_scores(scores: torch.Tensor, targets: Sequence[Target], first_index: int | None = 0) -> None:
     """Raise when a score is NaN or infinite; row ``i`` of ``scores`` (``(B,)``, or ``(B, k)`` for the scores of
-    ``k`` perturbed copies of each image) came from ``targets[i]``. One wait for the device, however many scores.
+    ``k`` perturbed copies of each image) came from ``targets[i]``. One wait for the device, however many scores
+    (none inside :func:`~pytorch_grad_cam.core.checks.deferred_checks`: decided at its end).
 
     Raises:
         ValueError: naming the target and the value.
     """
-    if all_finite(scores):
-        return
-    finite = torch.isfinite(scores.detach())
-    position = (~finite).nonzero()[0]
-    index = int(position[0])
-    raise ValueError(
-        f"{_target_name(index, first_index)} ({targets[index]!r}) returned a non-finite score "
-        f"({float(scores.detach()[tuple(position)])}); a CAM needs a finite score: check the target and the model "
-        "output"
-    )
+
+    def error() -> ValueError:
+        finite = torch.isfinite(scores.detach())
+        position = (~finite).nonzero()[0]
+        index = int(position[0])
+        return ValueError(
+            f"{_target_name(index, first_index)} ({targets[index]!r}) returned a non-finite score "
+            f"({float(scores.detach()[tuple(position)])}); a CAM needs a finite score: check the target and the "
+            "model output"
+        )
+
+    require_finite(scores, error)
 
 
 def row_scores(target: Target, outputs: Any, count: int, *, check: bool = True) -> torch.Tensor:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,6 +241,8 @@ class ActivationsAndGradients:
             graph, for every kind of attention module of :func:`attention_kind`; the attention settings changed
             for the forward pass (:func:`exposed_attention`) are restored in ``finally``.
         input_gradient: record the gradient of the input (:attr:`input_gradient`).
+        graph_from_layers: record the autograd graph only from the first target layer on
+            (:attr:`graph_from_layers`).
 
     After a call, ``activations[i]`` and ``gradients[i]`` belong to ``target_layers[i]``, whatever the order
     in which the layers ran.
@@ -256,6 +258,7 @@ class ActivationsAndGradients:
         bias_layers: Sequence[nn.Module] = (),
         attention: bool = False,
         input_gradient: bool = False,
+        graph_from_layers: bool = False,
     ) -> None:
         self.model = model
         self.target_layers = list(target_layers)
@@ -269,6 +272,12 @@ class ActivationsAndGradients:
         #: When ``True``, the target layers' gradients are computed, and a float output that does not require
         #: grad (a frozen backbone) is replaced by a detached leaf that does.
         self.needs_gradients = True
+        #: When ``True`` (with :attr:`needs_gradients`), the forward pass starts without recording the autograd
+        #: graph and the first target layer to run switches recording on: the gradients with respect to the
+        #: layers' outputs never need what came before them, so the graph of the prefix is not built (nor the
+        #: tensors it would save). The grad mode is restored after the forward pass. Ignored while something
+        #: before the layers is differentiated too (the input gradient, bias layers, attention maps).
+        self.graph_from_layers = graph_from_layers
         self.activations: list[torch.Tensor] = []
         self.gradients: list[torch.Tensor] = []
         #: With ``detach=False``: the gradients before ``reshape_transform``, still in the graph (ShapleyCAM
@@ -306,6 +315,8 @@ class ActivationsAndGradients:
             replaced = None
             if self.needs_gradients:
                 self._check_differentiable(index, module, output)
+                if self._graph_from_layers_now():
+                    torch.set_grad_enabled(True)  # for the rest of the forward pass (__call__ restores it)
                 if not output.requires_grad and torch.is_grad_enabled():
                     # Frozen backbone: nothing before this layer needs a gradient, so a detached leaf
                     # that requires grad is an exact stand-in and lets us differentiate with respect to it.
@@ -392,6 +403,11 @@ class ActivationsAndGradients:
 
         return hook
 
+    def _graph_from_layers_now(self) -> bool:
+        """:attr:`graph_from_layers`, unless something before the target layers is differentiated too."""
+        before = self.input_gradient_wanted or self.bias_layers or self.attention_blocks
+        return self.graph_from_layers and self.needs_gradients and not before
+
     def _check_batch(self, index: int, values: torch.Tensor, what: str) -> None:
         """Raise unless ``values`` (after ``reshape_transform``) hold one row per input image."""
         if values.ndim > 0 and values.shape[0] == self._batch:
@@ -463,7 +479,9 @@ class ActivationsAndGradients:
         self.release()
         self.register()
         try:
-            with exposed_attention([attention for _, attention in self.attention_blocks]):
+            # with graph_from_layers, the first target layer's hook switches recording on; no_grad's exit restores it
+            prefix = torch.no_grad() if self._graph_from_layers_now() else nullcontext()
+            with exposed_attention([attention for _, attention in self.attention_blocks]), prefix:
                 output = self.model(x)
         finally:
             for handle in self.handles:
