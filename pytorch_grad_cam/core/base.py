@@ -203,6 +203,7 @@ class BaseCAM(CAMMethod):
             self.detach,
             attention=self.needs.attention_maps,
             input_gradient=self.needs.input_gradient,
+            graph_from_layers=True,  # the recorder keeps the whole graph when more than the layers is differentiated
         )
 
     # -------------------------------------------------------------------------------- reference flags
@@ -392,7 +393,6 @@ class BaseCAM(CAMMethod):
         if isinstance(self.reshape_transform, TokenGridReshape):
             self.reshape_transform.input_size = tuple(input_tensor.shape[2:])
         kernel = twice_differentiable_attention() if needs.second_order else nullcontext()
-        record.graph_from_layers = needs.graph_from_layers(self.detach)
         with kernel, torch.set_grad_enabled(needs.forward_records_graph(self.detach)):
             outputs = record(input_tensor)
         self.outputs = detached(outputs)

@@ -262,14 +262,14 @@ def unless_on_device(flag: torch.Tensor, otherwise: Callable[[], None]) -> None:
 def require_finite(tensor: torch.Tensor, error: Callable[[], Exception]) -> None:
     """Raise ``error()`` when an element of ``tensor`` is NaN or infinite: at once with :func:`all_finite` (one
     wait), or at the end of the enclosing :func:`deferred_checks` block."""
+    if _PENDING.get() is None:
+        if not all_finite(tensor):
+            raise error()
+        return
 
     def fail() -> None:
         raise error()
 
-    if _PENDING.get() is None:
-        if not all_finite(tensor):
-            fail()
-        return
     unless_on_device(torch.isfinite(tensor.detach()).all(), fail)
 
 

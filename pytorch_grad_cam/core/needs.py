@@ -49,12 +49,6 @@ class Needs:
         """Whether the forward pass records the autograd graph."""
         return self.backward or self.attention_maps or not detach
 
-    def graph_from_layers(self, detach: bool) -> bool:
-        """Whether the forward pass may record the graph only from the first target layer on: nothing but the
-        gradients with respect to the target layers' outputs is needed, and nothing stays in the graph."""
-        only_layers = not (self.input_gradient or self.bias_gradients or self.attention_maps or self.second_order)
-        return self.layer_gradients and only_layers and detach
-
     def with_(self, **changes: bool) -> Needs:
         """A copy with some needs changed."""
         return replace(self, **changes)

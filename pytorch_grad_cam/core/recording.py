@@ -276,7 +276,8 @@ class ActivationsAndGradients:
         #: graph and the first target layer to run switches recording on: the gradients with respect to the
         #: layers' outputs never need what came before them, so the graph of the prefix is not built (nor the
         #: tensors it would save). The grad mode is restored after the forward pass. Ignored while something
-        #: before the layers is differentiated too (the input gradient, bias layers, attention maps).
+        #: before the layers is differentiated too (the input gradient, bias layers, attention maps) or the
+        #: recording stays in the graph (``detach=False``: second-order methods differentiate it again).
         self.graph_from_layers = graph_from_layers
         self.activations: list[torch.Tensor] = []
         self.gradients: list[torch.Tensor] = []
@@ -404,9 +405,10 @@ class ActivationsAndGradients:
         return hook
 
     def _graph_from_layers_now(self) -> bool:
-        """:attr:`graph_from_layers`, unless something before the target layers is differentiated too."""
+        """:attr:`graph_from_layers`, unless something before the target layers is differentiated too or the
+        recording stays in the graph."""
         before = self.input_gradient_wanted or self.bias_layers or self.attention_blocks
-        return self.graph_from_layers and self.needs_gradients and not before
+        return self.graph_from_layers and self.needs_gradients and self.detach and not before
 
     def _check_batch(self, index: int, values: torch.Tensor, what: str) -> None:
         """Raise unless ``values`` (after ``reshape_transform``) hold one row per input image."""
